@@ -1,0 +1,1 @@
+"""trajcross_jax: TRAJCROSS trajectory <-> image cross-modal retrieval in JAX/Flax."""
