@@ -1,0 +1,67 @@
+"""TRAJCROSS on the paper protocol (../shared/PROTOCOL.md): the project's headline config.
+
+Every field is documented here once; variants (configs/*.py) start from this file and
+change only what the variant means.
+"""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.method = 'trajcross'  # trajcross_jax.methods.METHODS key.
+  config.seed = 0  # Parameter init, data order and image re-draws.
+
+  config.data = data = ml_collections.ConfigDict()
+  data.name = 'univ'  # tfds config of 'trajcross': 'univ' (paper protocol) or 'synthetic'.
+  data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir; None: default.
+  data.manual_dir = ml_collections.config_dict.placeholder(str)  # Holds the three univ files.
+  data.seed = 0  # The split and image draws of PROTOCOL.md sections 3-4.
+  data.window_length = 20  # M, points per trajectory.
+  data.stride = 1  # Window stride along a track.
+  data.train_size = 10_000  # Training pairs drawn from the train pool.
+  data.test_size = 2_379  # Test pairs drawn from the test pool.
+  data.in_memory = True  # Hold a split in host memory; False streams it from disk with grain.
+  data.num_threads = 4  # grain read threads when streaming.
+
+  config.model = model = ml_collections.ConfigDict()
+  model.point_embed = 64  # Eq. (1): per-point Dense width.
+  model.traj_conv_heights = (2, 3, 4, 5)  # Eq. (2): Kim-style temporal kernel heights.
+  model.traj_conv_features = 64  # Eq. (2): filters per height.
+  model.traj_shape_branch = 'raster'  # Eq. (3): 'raster' | 'seqcnn' (TrajCNN) | 'none'.
+  model.traj_raster_size = 64  # Side in pixels of the trajectory's own raster.
+  model.traj_raster_margin = 1.5  # Raster window side / trajectory extent.
+  model.traj_raster_line_width = 2.0  # Line width in pixels of that raster.
+  model.shape_channels = (32, 64, 128, 128)  # Eq. (3), (8): stride-2 3x3 conv channels.
+  model.wcnn_heights = (3, 5, 7)  # Eq. (5): WCNN kernel heights (width = image width).
+  model.wcnn_features = 64  # Eq. (5): filters per height.
+  model.box_embed = 64  # Eq. (6): box embedding width.
+  model.branch_dim = 128  # Every branch's output; an embedding is 2 * branch_dim.
+  model.disc_hidden = (256, 256)  # Modality classifier hidden layers.
+  model.use_box = True  # False: noxy (the image tower gets no location).
+  model.adversarial = True  # False: nogan (no modality classifier).
+  model.coord_channels = True  # Add I*x, I*y world-coordinate channels to both rasters.
+  model.coord_center = (8.0, 7.0)  # Scene centre in metres, for normalisation.
+  model.coord_scale = 8.0  # Metres per normalised unit.
+
+  config.train = train = ml_collections.ConfigDict()
+  train.batch_size = 256  # Global batch (all devices of all processes).
+  train.num_epochs = 60  # Passes over the training split.
+  train.learning_rate = 1e-3  # Encoders' peak learning rate (AdamW, warmup + cosine).
+  train.warmup_steps = 200  # Linear warmup of the encoders' learning rate.
+  train.weight_decay = 1e-4  # AdamW decay on kernels.
+  train.grad_clip = 1.0  # Global-norm clip of the encoders' gradient.
+  train.disc_learning_rate = 1e-3  # The modality classifier's Adam learning rate.
+  train.adversarial_weight = 0.1  # lambda: encoders minimise L_con - lambda * L_adv.
+  train.temperature = 0.07  # Initial InfoNCE temperature.
+  train.learn_temperature = True  # Learn 1/temperature (clipped at 100).
+  train.redraw_images = True  # Re-draw training images each step (PROTOCOL.md section 8).
+  train.log_every_steps = 20  # Log and append metrics.jsonl every this many steps.
+  train.checkpoint_every_steps = 500  # Save a checkpoint every this many steps (and at the end).
+  train.keep_checkpoints = 3  # How many checkpoints to keep.
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.batch_size = 512  # Embedding batch; the last one is padded and masked.
+  config.eval.step = -1  # Checkpoint step to evaluate; -1: the latest.
+  config.eval.near_duplicate_m = 0.3  # PROTOCOL.md section 5 near-duplicate threshold.
+  return config

@@ -1,0 +1,28 @@
+"""Test set-up: two host CPU devices, so the data-parallel path runs in every test."""
+
+import os
+
+# Must happen before jax is imported anywhere: XLA reads the flag once, at backend start.
+os.environ['XLA_FLAGS'] = (
+  os.environ.get('XLA_FLAGS', '') + ' --xla_force_host_platform_device_count=2'
+).strip()
+os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def tiny_batch():
+  """Eight pedestrian-like trajectories with their protocol-rendered images and boxes."""
+  from trajcross_jax.data import render
+
+  rng = np.random.default_rng(0)
+  steps = rng.normal(0.3, 0.15, (8, 20, 2))
+  traj = (np.cumsum(steps, axis=1) + rng.uniform(2, 10, (8, 1, 2))).astype(np.float32)
+  params = [render.draw_image_params(t, 0, 1, i, 0) for i, t in enumerate(traj)]
+  windows = np.array([p[0] for p in params])
+  widths = np.array([p[1] for p in params])
+  image = render.to_uint8(render.render_polylines(traj, windows, widths))[..., None]
+  box = render.box_from_windows(windows).astype(np.float32)
+  return {'trajectory': traj, 'image': image, 'box': box}

@@ -1,0 +1,92 @@
+"""The networks: shapes, the WCNN's full-width kernels, the box, the variants' branches."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from trajcross_jax.data import render
+from trajcross_jax.methods import get_method
+from trajcross_jax.models.discriminator import Discriminator
+from trajcross_jax.models.image import WCNN, ImageEncoder
+from trajcross_jax.models.trajectory import TrajectoryEncoder
+
+
+def _trajectories(b=3, m=20, seed=0):
+  rng = np.random.default_rng(seed)
+  steps = rng.normal(0.3, 0.1, (b, m, 2))
+  return (np.cumsum(steps, axis=1) + rng.uniform(2, 10, (b, 1, 2))).astype(np.float32)
+
+
+def _images(traj, seed=0):
+  windows, widths = [], []
+  for i, t in enumerate(traj):
+    w, lw = render.draw_image_params(t, seed, 0, i, 0)
+    windows.append(w)
+    widths.append(lw)
+  windows, widths = np.array(windows), np.array(widths)
+  image = render.to_uint8(render.render_polylines(traj, windows, widths))[..., None]
+  return image, render.box_from_windows(windows).astype(np.float32)
+
+
+@pytest.mark.parametrize('branch,dim', [('raster', 32), ('seqcnn', 32), ('none', 16)])
+def test_trajectory_encoder_shapes(branch, dim):
+  model = TrajectoryEncoder(
+    point_embed=8, conv_heights=(2, 3), conv_features=4, shape_channels=(4, 4),
+    branch_dim=16, shape_branch=branch, raster_size=16,
+  )
+  traj = jnp.asarray(_trajectories())
+  (z, _), _ = model.init_with_output(jax.random.key(0), traj)
+  assert z.shape == (3, dim)
+  assert np.isfinite(np.asarray(z)).all()
+
+
+def test_trajectory_encoder_rejects_unknown_branch():
+  with pytest.raises(ValueError, match='shape_branch'):
+    TrajectoryEncoder(shape_branch='mlp').init(jax.random.key(0), jnp.zeros((1, 20, 2)))
+
+
+def test_wcnn_kernels_span_the_image_width():
+  x = jnp.zeros((2, 64, 48, 3))
+  params = WCNN(heights=(3, 5), features=4, out_dim=8).init(jax.random.key(0), x)['params']
+  assert params['conv_h3']['kernel'].shape == (3, 48, 3, 4)
+  assert params['conv_h5']['kernel'].shape == (5, 48, 3, 4)
+
+
+@pytest.mark.parametrize('coord_channels', [False, True])
+def test_box_changes_the_image_embedding_only_with_box_on(coord_channels):
+  image, box = _images(_trajectories())
+  moved = box + np.array([1.0, 0.5, 1.0, 0.5], np.float32)
+  for use_box, should_change in ((True, True), (False, False)):
+    model = ImageEncoder(
+      wcnn_heights=(3,), wcnn_features=4, box_embed=4, shape_channels=(4, 4), branch_dim=8,
+      use_box=use_box, coord_channels=coord_channels,
+    )
+    params = model.init(jax.random.key(0), image, box)
+    z1, _ = model.apply(params, image, box)
+    z2, _ = model.apply(params, image, moved)
+    assert z1.shape == (3, 16)
+    changed = not np.allclose(z1, z2)
+    assert changed == should_change
+    assert ('box_embed' in params['params']) == use_box
+
+
+def test_discriminator_outputs_one_logit_per_row():
+  z = jnp.ones((5, 12))
+  logits, _ = Discriminator(hidden=(8,)).init_with_output(jax.random.key(0), z)
+  assert logits.shape == (5,)
+
+
+def test_trajcross_embeddings_are_unit_and_paired_shapes():
+  config = test_config.get_config()
+  method = get_method(config)
+  traj = _trajectories(4)
+  image, box = _images(traj)
+  batch = {'trajectory': traj, 'image': image, 'box': box}
+  params, extra = method.init(jax.random.key(0), batch)
+  z_t = method.embed_trajectories(params, extra, traj)
+  z_i = method.embed_images(params, extra, image, box)
+  assert z_t.shape == z_i.shape == (4, 2 * config.model.branch_dim)
+  np.testing.assert_allclose(jnp.linalg.norm(z_t, axis=1), 1.0, rtol=1e-4)
+  np.testing.assert_allclose(jnp.linalg.norm(z_i, axis=1), 1.0, rtol=1e-4)

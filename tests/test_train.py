@@ -1,0 +1,112 @@
+"""The train step: gradient signs of the minimax game, learning, and 2 devices = 1 device."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from trajcross_jax import losses, parallel, train
+from trajcross_jax.methods import get_method
+
+
+def _setup(config, batch):
+  method = get_method(config)
+  tx = method.optimizer(100)
+  state = train.create_train_state(method, tx, jax.random.key(0), batch)
+  return method, tx, state
+
+
+def test_each_player_gets_the_gradient_of_its_own_objective(tiny_batch):
+  config = test_config.get_config()
+  lam = config.train.adversarial_weight = 0.25
+  method, _, state = _setup(config, tiny_batch)
+  params = state.params
+
+  def parts(params):
+    z_t = method.embed_trajectories(params, {}, tiny_batch['trajectory'])
+    z_i = method.embed_images(params, {}, tiny_batch['image'], tiny_batch['box'])
+    con, _ = losses.infonce(z_t, z_i, method.logit_scale(params))
+    d = lambda z: method.discriminator.apply({'params': params['discriminator']}, z)
+    adv, _ = losses.modality_loss(d(z_t), d(z_i))
+    return con, adv
+
+  grads = jax.grad(lambda p: method.loss(p, {}, tiny_batch, jax.random.key(1))[0])(params)
+  g_con = jax.grad(lambda p: parts(p)[0])(params)
+  g_adv = jax.grad(lambda p: parts(p)[1])(params)
+  # The classifier descends the adversarial loss.
+  for g, ga in zip(jax.tree.leaves(grads['discriminator']), jax.tree.leaves(g_adv['discriminator'])):
+    np.testing.assert_allclose(g, ga, rtol=1e-4, atol=1e-7)
+  # The encoders descend contrastive - lambda * adversarial: they ascend the classifier's loss.
+  enc = zip(
+    jax.tree.leaves(grads['encoders']),
+    jax.tree.leaves(g_con['encoders']),
+    jax.tree.leaves(g_adv['encoders']),
+  )
+  moved = 0
+  for g, gc, ga in enc:
+    np.testing.assert_allclose(g, gc - lam * ga, rtol=1e-4, atol=1e-6)
+    moved += float(jnp.abs(ga).sum())
+  assert moved > 0  # The adversarial term really reaches the encoders.
+
+
+def test_nogan_has_no_discriminator_and_no_adversarial_term(tiny_batch):
+  config = test_config.get_config()
+  config.model.adversarial = False
+  method, _, state = _setup(config, tiny_batch)
+  assert 'discriminator' not in state.params
+  _, (metrics, _) = method.loss(state.params, {}, tiny_batch, jax.random.key(0))
+  assert 'adversarial' not in metrics
+
+
+def test_steps_are_finite_and_lower_the_loss(tiny_batch):
+  config = test_config.get_config()
+  config.train.learning_rate = 3e-3
+  method, tx, state = _setup(config, tiny_batch)
+  step = jax.jit(functools.partial(train.train_step, method=method, tx=tx, redraw_images=False))
+  rng = jax.random.key(0)
+  first = None
+  for _ in range(15):
+    state, metrics = step(state, tiny_batch, rng)
+    assert np.isfinite(float(metrics['loss']))
+    first = float(metrics['contrastive']) if first is None else first
+  assert int(state.step) == 15
+  assert float(metrics['contrastive']) < first - 0.2
+
+
+def test_a_step_with_redrawn_images_is_finite(tiny_batch):
+  config = test_config.get_config()
+  method, tx, state = _setup(config, tiny_batch)
+  step = jax.jit(functools.partial(train.train_step, method=method, tx=tx, redraw_images=True))
+  state, metrics = step(state, tiny_batch, jax.random.key(0))
+  assert np.isfinite(float(metrics['loss']))
+
+
+@pytest.mark.parametrize('redraw', [False, True])
+def test_two_devices_equal_one_device(tiny_batch, redraw):
+  assert jax.device_count() >= 2, 'conftest forces 2 host devices'
+  config = test_config.get_config()
+  method = get_method(config)
+  tx = method.optimizer(100)
+  results = []
+  for devices in (jax.devices()[:1], jax.devices()[:2]):
+    mesh = parallel.make_mesh(devices)
+    state = train.init_state(method, tx, config, mesh, tiny_batch)
+    p_step = train.make_parallel_step(method, tx, redraw, mesh, state)
+    rng = jax.device_put(jax.random.key(3), parallel.replicated(mesh))
+    for _ in range(3):
+      state, metrics = p_step(state, parallel.global_batch(tiny_batch, mesh), rng)
+    results.append((jax.device_get(state.params), float(metrics['loss'])))
+  (p1, l1), (p2, l2) = results
+  # Same function of the same global batch; only the order of float32 sums may differ.
+  np.testing.assert_allclose(l1, l2, rtol=1e-5)
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_that_does_not_divide_over_devices_is_a_clear_error():
+  mesh = parallel.make_mesh(jax.devices()[:2])
+  with pytest.raises(ValueError, match='does not divide over 2 devices'):
+    parallel.check_batch_size(7, mesh, 'train.batch_size')

@@ -1,0 +1,168 @@
+"""From the tfds data source to training and evaluation batches.
+
+A split is read either into host memory (small splits: the paper's 10,000 pairs are 42 MB) or
+streamed from its array_record files; both go through the same grain pipeline, which maps a
+global step to the indices of its batch. The order is therefore a pure function of
+(seed, step): resuming at step s gives exactly the batches an uninterrupted run would.
+"""
+
+import functools
+from collections.abc import Iterator
+from typing import Protocol
+
+import grain
+import ml_collections
+import numpy as np
+import tensorflow_datasets as tfds
+from absl import logging
+
+from trajcross_jax.data import builder as builder_lib
+
+# The features the models consume; the others (source, ped_id, ...) trace an example back.
+MODEL_FEATURES = ('trajectory', 'image', 'box')
+
+
+class Source(Protocol):
+  """Random access to a split: len() and a batch of examples by index."""
+
+  def __len__(self) -> int: ...
+
+  def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]: ...
+
+
+class ArraySource:
+  """A split held in host memory as one numpy array per feature."""
+
+  def __init__(self, arrays: dict[str, np.ndarray]):
+    sizes = {len(v) for v in arrays.values()}
+    if len(sizes) != 1:
+      raise ValueError(
+        f'features have different lengths: { {k: len(v) for k, v in arrays.items()} }'
+      )
+    self.arrays = arrays
+
+  def __len__(self) -> int:
+    return len(next(iter(self.arrays.values())))
+
+  def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[indices] for k, v in self.arrays.items()}
+
+
+class StreamingSource:
+  """A split read example by example from its array_record files (for splits too large to hold)."""
+
+  def __init__(self, data_source, features: tuple[str, ...] = MODEL_FEATURES):
+    self.data_source = data_source
+    self.features = features
+
+  def __len__(self) -> int:
+    return len(self.data_source)
+
+  def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    examples = self.data_source.__getitems__([int(i) for i in indices])
+    return {k: np.stack([np.asarray(e[k]) for e in examples]) for k in self.features}
+
+
+def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """The tfds builder for the dataset that `config.data` names."""
+  return builder_lib.make_builder(
+    data.name,
+    data.data_dir,
+    seed=data.seed,
+    window_length=data.window_length,
+    stride=data.stride,
+    train_size=data.train_size,
+    test_size=data.test_size,
+  )
+
+
+def prepare(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
+  """Builds the dataset if it is not there yet (as tfds.load does) and returns its builder."""
+  builder = get_builder(data)
+  if not builder.is_prepared():
+    logging.info('Building %s into %s', builder.info.full_name, builder.data_dir)
+    builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=data.manual_dir)
+    )
+  return builder
+
+
+def load_split(
+  builder: tfds.core.DatasetBuilder, split: str, in_memory: bool, features=MODEL_FEATURES
+) -> Source:
+  """A split of a prepared dataset, in memory or streamed."""
+  data_source = builder.as_data_source(split=split)
+  streaming = StreamingSource(data_source, features)
+  if not in_memory:
+    return streaming
+  return ArraySource(streaming.get_batch(np.arange(len(streaming))))
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(seed: int, epoch: int, size: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(size)
+
+
+def train_batch_indices(
+  step: int, size: int, global_batch: int, seed: int, process_index: int, process_count: int
+) -> np.ndarray:
+  """Indices of this process's slice of the global batch at `step`.
+
+  Each epoch is a fresh permutation of the split from (seed, epoch); the remainder of an epoch
+  that does not fill a batch is dropped.
+  """
+  steps_per_epoch = size // global_batch
+  epoch, b = divmod(step, steps_per_epoch)
+  batch = _epoch_permutation(seed, epoch, size)[b * global_batch : (b + 1) * global_batch]
+  local = global_batch // process_count
+  return batch[process_index * local : (process_index + 1) * local]
+
+
+def train_batches(
+  source: Source,
+  global_batch: int,
+  seed: int,
+  start_step: int,
+  num_steps: int,
+  process_index: int = 0,
+  process_count: int = 1,
+  num_threads: int = 4,
+) -> Iterator[dict[str, np.ndarray]]:
+  """This process's slices of the global training batches for steps [start_step, num_steps)."""
+  if global_batch > len(source):
+    raise ValueError(f'batch size {global_batch} is larger than the split ({len(source)} pairs)')
+  if global_batch % process_count:
+    raise ValueError(f'batch size {global_batch} does not divide over {process_count} processes')
+  indices = functools.partial(
+    train_batch_indices,
+    size=len(source),
+    global_batch=global_batch,
+    seed=seed,
+    process_index=process_index,
+    process_count=process_count,
+  )
+  ds = grain.MapDataset.range(start_step, num_steps).map(lambda s: source.get_batch(indices(s)))
+  return iter(
+    ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=8))
+  )
+
+
+def eval_batches(
+  source: Source, global_batch: int, process_index: int = 0, process_count: int = 1
+) -> Iterator[dict[str, np.ndarray]]:
+  """Every example exactly once, in order, in global batches padded at the end.
+
+  Each batch has a 'mask' (1 for real examples, 0 for padding); this process gets its
+  contiguous slice of each global batch.
+  """
+  if global_batch % process_count:
+    raise ValueError(f'eval batch {global_batch} does not divide over {process_count} processes')
+  local = global_batch // process_count
+  for start in range(0, len(source), global_batch):
+    idx = np.arange(start, start + global_batch)[
+      process_index * local : (process_index + 1) * local
+    ]
+    mask = idx < len(source)
+    batch = source.get_batch(np.where(mask, idx, 0))
+    batch['mask'] = mask.astype(np.float32)
+    yield batch

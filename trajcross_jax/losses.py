@@ -1,0 +1,80 @@
+"""Losses: the contrastive objective (Eq. (10)-(11)) and the adversarial modality loss."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def l2_normalise(z: jnp.ndarray, eps: float = 1e-6) -> jnp.ndarray:
+  """Unit-norm rows, so that similarity is cosine (then scaled by the temperature)."""
+  return z / jnp.sqrt(jnp.sum(z * z, axis=-1, keepdims=True) + eps)
+
+
+def similarity(z_traj: jnp.ndarray, z_img: jnp.ndarray) -> jnp.ndarray:
+  """The retrieval score: dot product of the normalised embeddings, (Nt, Ni)."""
+  return l2_normalise(z_traj) @ l2_normalise(z_img).T
+
+
+def infonce(
+  z_traj: jnp.ndarray, z_img: jnp.ndarray, logit_scale: jnp.ndarray
+) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  """Bidirectional InfoNCE over the batch (Eq. (10)-(11) as the NCE loss the paper cites).
+
+  Row i of each side is the positive of row i of the other; every other row of the batch is a
+  negative, in both directions. Under jit over a device mesh the batch is the global batch, so
+  negatives span all devices.
+
+  Args:
+    z_traj: (B, D) trajectory embeddings.
+    z_img: (B, D) image embeddings.
+    logit_scale: scalar, 1 / temperature.
+
+  Returns:
+    (loss, metrics) with the mean of both directions' cross-entropies and in-batch top-1
+    accuracies.
+  """
+  logits = logit_scale * similarity(z_traj, z_img)
+  labels = jnp.arange(logits.shape[0])
+  t2i = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+  i2t = optax.softmax_cross_entropy_with_integer_labels(logits.T, labels).mean()
+  metrics = {
+    'batch_acc_t2i': (logits.argmax(axis=1) == labels).mean(),
+    'batch_acc_i2t': (logits.argmax(axis=0) == labels).mean(),
+  }
+  return 0.5 * (t2i + i2t), metrics
+
+
+def modality_loss(
+  logits_traj: jnp.ndarray, logits_img: jnp.ndarray
+) -> tuple[jnp.ndarray, jnp.ndarray]:
+  """Binary cross-entropy of the modality classifier: trajectory = 1, image = 0.
+
+  Returns (loss averaged over both modalities, classifier accuracy).
+  """
+  loss_t = optax.sigmoid_binary_cross_entropy(logits_traj, jnp.ones_like(logits_traj)).mean()
+  loss_i = optax.sigmoid_binary_cross_entropy(logits_img, jnp.zeros_like(logits_img)).mean()
+  acc = 0.5 * ((logits_traj > 0).mean() + (logits_img <= 0).mean())
+  return 0.5 * (loss_t + loss_i), acc
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def gradient_reversal(x: jnp.ndarray, scale: float) -> jnp.ndarray:
+  """Identity forward; backward multiplies the gradient by -scale.
+
+  The minimax game in one backward pass: the classifier descends the adversarial loss, the
+  encoders below this point ascend it with weight `scale`.
+  """
+  return x
+
+
+def _reversal_fwd(x, scale):
+  return x, None
+
+
+def _reversal_bwd(scale, _, g):
+  return (-scale * g,)
+
+
+gradient_reversal.defvjp(_reversal_fwd, _reversal_bwd)

@@ -1,0 +1,132 @@
+"""TRAJCROSS: the two encoders, InfoNCE, and the adversarial modality game."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from trajcross_jax import losses
+from trajcross_jax.methods.base import Batch, Method, PyTree
+from trajcross_jax.models.discriminator import Discriminator
+from trajcross_jax.models.image import ImageEncoder
+from trajcross_jax.models.trajectory import TrajectoryEncoder
+
+# Upper bound of the learned 1/temperature, as in CLIP, so the logits cannot blow up.
+MAX_LOGIT_SCALE = 100.0
+
+
+def _is_matrix(params: PyTree) -> PyTree:
+  """Weight decay on kernels only, not on biases or the temperature."""
+  return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+class TrajCross(Method):
+  """TRAJCROSS (Jing et al.), with its variants as config fields.
+
+  params = {'encoders': {'trajectory', 'image', 'logit_scale'}, 'discriminator': ...}. One
+  optimiser built with optax.partition gives each player its own update rule; the gradient
+  reversal in the loss makes the encoders ascend the adversarial loss (weight
+  `adversarial_weight`) while the classifier descends it. `adversarial=False` is nogan: no
+  classifier, no adversarial loss.
+  """
+
+  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+    self.model = model
+    self.train = train
+    common = dict(
+      coord_center=tuple(model.coord_center),
+      coord_scale=model.coord_scale,
+      coord_channels=model.coord_channels,
+      shape_channels=tuple(model.shape_channels),
+      branch_dim=model.branch_dim,
+    )
+    self.trajectory_encoder = TrajectoryEncoder(
+      point_embed=model.point_embed,
+      conv_heights=tuple(model.traj_conv_heights),
+      conv_features=model.traj_conv_features,
+      shape_branch=model.traj_shape_branch,
+      raster_size=model.traj_raster_size,
+      raster_margin=model.traj_raster_margin,
+      raster_line_width=model.traj_raster_line_width,
+      **common,
+    )
+    self.image_encoder = ImageEncoder(
+      wcnn_heights=tuple(model.wcnn_heights),
+      wcnn_features=model.wcnn_features,
+      box_embed=model.box_embed,
+      use_box=model.use_box,
+      **common,
+    )
+    self.discriminator = Discriminator(hidden=tuple(model.disc_hidden))
+
+  def init(self, rng: jax.Array, batch: Batch) -> tuple[PyTree, PyTree]:
+    rng_t, rng_i, rng_d = jax.random.split(rng, 3)
+    traj_vars = self.trajectory_encoder.init(rng_t, batch['trajectory'])
+    img_vars = self.image_encoder.init(rng_i, batch['image'], batch['box'])
+    params = {
+      'encoders': {
+        'trajectory': traj_vars['params'],
+        'image': img_vars['params'],
+        'logit_scale': jnp.log(1.0 / jnp.asarray(self.train.temperature, jnp.float32)),
+      }
+    }
+    if self.model.adversarial:
+      dim = jax.eval_shape(self.trajectory_encoder.apply, traj_vars, batch['trajectory'])[0]
+      params['discriminator'] = self.discriminator.init(
+        rng_d, jnp.zeros(dim.shape, jnp.float32)
+      )['params']
+    return params, {}
+
+  def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
+    z, _ = self.trajectory_encoder.apply(
+      {'params': params['encoders']['trajectory']}, trajectory
+    )
+    return losses.l2_normalise(z)
+
+  def embed_images(
+    self, params: PyTree, extra: PyTree, image: jax.Array, box: jax.Array
+  ) -> jax.Array:
+    z, _ = self.image_encoder.apply({'params': params['encoders']['image']}, image, box)
+    return losses.l2_normalise(z)
+
+  def logit_scale(self, params: PyTree) -> jax.Array:
+    """1 / temperature: learned unless train.learn_temperature is off."""
+    log_scale = params['encoders']['logit_scale']
+    if not self.train.learn_temperature:
+      log_scale = jax.lax.stop_gradient(log_scale)
+    return jnp.minimum(jnp.exp(log_scale), MAX_LOGIT_SCALE)
+
+  def loss(self, params, extra, batch, rng):
+    z_t = self.embed_trajectories(params, extra, batch['trajectory'])
+    z_i = self.embed_images(params, extra, batch['image'], batch['box'])
+    contrastive, metrics = losses.infonce(z_t, z_i, self.logit_scale(params))
+    metrics = dict(metrics, contrastive=contrastive, temperature=1.0 / self.logit_scale(params))
+    total = contrastive
+    if self.model.adversarial:
+
+      def classify(z):
+        z = losses.gradient_reversal(z, self.train.adversarial_weight)
+        return self.discriminator.apply({'params': params['discriminator']}, z)
+
+      adversarial, disc_acc = losses.modality_loss(classify(z_t), classify(z_i))
+      # The classifier descends `adversarial`; through the reversal the encoders descend
+      # contrastive - adversarial_weight * adversarial.
+      total = contrastive + adversarial
+      metrics.update(adversarial=adversarial, disc_acc=disc_acc)
+    metrics['loss'] = total
+    return total, (metrics, extra)
+
+  def optimizer(self, total_steps: int) -> optax.GradientTransformation:
+    train = self.train
+    schedule = optax.warmup_cosine_decay_schedule(
+      0.0, train.learning_rate, min(train.warmup_steps, total_steps), max(total_steps, 1)
+    )
+    encoders = optax.chain(
+      optax.clip_by_global_norm(train.grad_clip),
+      optax.adamw(schedule, weight_decay=train.weight_decay, mask=_is_matrix),
+    )
+    discriminator = optax.adam(train.disc_learning_rate)
+    return optax.partition(
+      {'encoders': encoders, 'discriminator': discriminator},
+      lambda params: {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()},
+    )

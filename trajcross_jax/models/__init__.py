@@ -1,0 +1,1 @@
+"""The networks of TRAJCROSS: trajectory encoder, image encoder, modality classifier."""

@@ -1,0 +1,74 @@
+"""Pictures a person would rather look at than read: training curves and data previews."""
+
+import json
+
+import matplotlib
+
+matplotlib.use('Agg')  # Files only; never a window.
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from etils import epath  # noqa: E402
+
+CURVES = (
+  ('contrastive', 'InfoNCE loss'),
+  ('adversarial', 'modality classifier loss'),
+  ('disc_acc', 'classifier accuracy'),
+  ('batch_acc_t2i', 'in-batch top@1 traj->img'),
+  ('temperature', 'temperature'),
+  ('pairs_per_s', 'pairs / s'),
+)
+
+
+def training_curves(metrics_jsonl: epath.PathLike, out_png: epath.PathLike) -> None:
+  """Plots each logged metric of metrics.jsonl against the epoch."""
+  records = [json.loads(line) for line in epath.Path(metrics_jsonl).read_text().splitlines()]
+  panels = [(k, title) for k, title in CURVES if any(k in r for r in records)]
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
+  for ax, (key, title) in zip(axes[0], panels, strict=True):
+    pts = [(r['epoch'], r[key]) for r in records if key in r]
+    ax.plot(*zip(*pts, strict=True))
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel('epoch')
+  fig.tight_layout()
+  with epath.Path(out_png).open('wb') as f:
+    fig.savefig(f, dpi=100)
+  plt.close(fig)
+
+
+def pair_grid(examples: dict[str, np.ndarray], out_png: epath.PathLike, columns: int = 4) -> None:
+  """A grid of pairs: each image with its box as axis limits and its trajectory overlaid.
+
+  The image is shown in world coordinates (extent = its box), so the trajectory drawn in
+  another colour on top must lie exactly on the rendered line if the data is right.
+  """
+  n = len(examples['image'])
+  rows = -(-n // columns)
+  fig, axes = plt.subplots(rows, columns, figsize=(3 * columns, 3 * rows), squeeze=False)
+  for i, ax in enumerate(axes.flat):
+    if i >= n:
+      ax.axis('off')
+      continue
+    x_left, y_top, x_right, y_bottom = examples['box'][i]
+    ax.imshow(
+      examples['image'][i, ..., 0],
+      cmap='gray',
+      extent=(x_left, x_right, y_bottom, y_top),
+      vmin=0,
+      vmax=255,
+    )
+    t = examples['trajectory'][i]
+    ax.plot(t[:, 0], t[:, 1], '-', color='tab:orange', lw=0.8)
+    ax.plot(t[0, 0], t[0, 1], 'o', color='tab:green', ms=3)  # Start.
+    ax.set_xlim(x_left, x_right)
+    ax.set_ylim(y_bottom, y_top)
+    ax.tick_params(labelsize=6)
+    ax.set_xticks([x_left, x_right])
+    ax.set_yticks([y_bottom, y_top])
+    ax.set_xlabel(f'x [{x_left:.2f}, {x_right:.2f}] m', fontsize=7)
+    ax.set_ylabel(f'y [{y_bottom:.2f}, {y_top:.2f}] m', fontsize=7)
+    title = f'{examples["source"][i]} ped {examples["ped_id"][i]}' if 'source' in examples else ''
+    ax.set_title(title, fontsize=7)
+  fig.tight_layout()
+  with epath.Path(out_png).open('wb') as f:
+    fig.savefig(f, dpi=100)
+  plt.close(fig)

@@ -1,0 +1,208 @@
+"""Training: the train state, the pure train step, and the loop with checkpoints and logs."""
+
+import functools
+import json
+import math
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from absl import logging
+from etils import epath
+
+from trajcross_jax import checkpoint, parallel, plots
+from trajcross_jax.data import augment, pipeline
+from trajcross_jax.methods import Method, get_method
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes. The data position is derived from `step` (pipeline.py)."""
+
+  step: jax.Array
+  params: Any
+  opt_state: Any
+  extra: Any
+
+
+def create_train_state(
+  method: Method, tx: optax.GradientTransformation, rng: jax.Array, batch: dict[str, Any]
+) -> TrainState:
+  """A fresh state for inputs shaped like `batch`."""
+  params, extra = method.init(rng, batch)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params), extra=extra
+  )
+
+
+def train_step(
+  state: TrainState,
+  batch: dict[str, jax.Array],
+  rng: jax.Array,
+  *,
+  method: Method,
+  tx: optax.GradientTransformation,
+  redraw_images: bool,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One update on a global batch. Pure: the randomness of step s is fold_in(rng, s)."""
+  rng = jax.random.fold_in(rng, state.step)
+  rng_draw, rng_loss = jax.random.split(rng)
+  if redraw_images:
+    image, box = augment.redraw_images(rng_draw, batch['trajectory'], batch['image'].shape[1])
+    batch = dict(batch, image=image, box=box)
+  grad_fn = jax.value_and_grad(method.loss, has_aux=True)
+  (_, (metrics, extra)), grads = grad_fn(state.params, state.extra, batch, rng_loss)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
+  new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, extra=extra)
+  return new_state, metrics
+
+
+def make_parallel_step(method, tx, redraw_images: bool, mesh: jax.sharding.Mesh, state_shape):
+  """train_step jitted over `mesh`: batch sharded on 'data', state and metrics replicated."""
+  step = functools.partial(train_step, method=method, tx=tx, redraw_images=redraw_images)
+  rep = parallel.replicated(mesh)
+  state_sharding = jax.tree.map(lambda _: rep, state_shape)
+  return jax.jit(
+    step,
+    in_shardings=(state_sharding, parallel.batch_sharding(mesh), rep),
+    out_shardings=(state_sharding, rep),
+    donate_argnums=0,
+  )
+
+
+def abstract_state(method, tx, config, mesh, example_batch) -> TrainState:
+  """The structure, shapes and (replicated) shardings of a state, without computing it."""
+  init = functools.partial(create_train_state, method, tx)
+  shape = jax.eval_shape(init, jax.random.key(config.seed), example_batch)
+  rep = parallel.replicated(mesh)
+  return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=rep), shape)
+
+
+def init_state(method, tx, config, mesh, example_batch) -> TrainState:
+  """The initial state, created directly with replicated shardings."""
+  target = abstract_state(method, tx, config, mesh, example_batch)
+  init = jax.jit(
+    functools.partial(create_train_state, method, tx),
+    out_shardings=jax.tree.map(lambda s: s.sharding, target),
+  )
+  return init(jax.random.key(config.seed), example_batch)
+
+
+def total_steps(config: ml_collections.ConfigDict, num_train: int) -> int:
+  """Training steps of a run: whole batches per epoch (the remainder dropped) times epochs."""
+  per_epoch = num_train // config.train.batch_size
+  if per_epoch == 0:
+    raise ValueError(
+      f'train.batch_size={config.train.batch_size} is larger than the split ({num_train} pairs)'
+    )
+  return per_epoch * config.train.num_epochs
+
+
+def example_batch(source: pipeline.Source, batch_size: int) -> dict[str, np.ndarray]:
+  """A batch shaped like training batches, for init and shapes."""
+  return source.get_batch(np.arange(min(batch_size, len(source))))
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Training produced a NaN or inf loss."""
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one."""
+  workdir = epath.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  is_chief = jax.process_index() == 0
+  builder = pipeline.prepare(config.data)
+  source = pipeline.load_split(builder, 'train', config.data.in_memory)
+  mesh = parallel.make_mesh()
+  batch_size = config.train.batch_size
+  parallel.check_batch_size(batch_size, mesh, 'train.batch_size')
+  num_steps = total_steps(config, len(source))
+  per_epoch = len(source) // batch_size
+
+  method = get_method(config)
+  tx = method.optimizer(num_steps)
+  example = example_batch(source, batch_size)
+  mgr = checkpoint.manager(str(workdir), config.train.keep_checkpoints)
+  latest = mgr.latest_step()
+  if latest is None:
+    state = init_state(method, tx, config, mesh, example)
+  else:
+    target = abstract_state(method, tx, config, mesh, example)
+    state, _ = checkpoint.restore(mgr, latest, target, config)
+    logging.info('Resumed from the checkpoint at step %d of %d', latest, num_steps)
+  p_step = make_parallel_step(method, tx, config.train.redraw_images, mesh, state)
+  rng = jax.device_put(jax.random.key(config.seed), parallel.replicated(mesh))
+  meta = {'config': checkpoint.identity(config), 'total_steps': num_steps}
+
+  start = int(state.step)
+  batches = pipeline.train_batches(
+    source,
+    batch_size,
+    config.seed,
+    start,
+    num_steps,
+    jax.process_index(),
+    jax.process_count(),
+    config.data.num_threads,
+  )
+  metrics_file = workdir / 'metrics.jsonl'
+  window: list[dict[str, float]] = []
+  t0 = None
+  for step in range(start + 1, num_steps + 1):
+    local = next(batches)
+    state, metrics = p_step(state, parallel.global_batch(local, mesh), rng)
+    metrics = jax.tree.map(float, jax.device_get(metrics))
+    if not math.isfinite(metrics['loss']):
+      raise NonFiniteLossError(
+        f'loss is {metrics["loss"]} at step {step}; the last good checkpoint is step '
+        f'{mgr.latest_step()} in {mgr.directory}'
+      )
+    window.append(metrics)
+    if t0 is None:  # Rates exclude the first step of a run, which compiles.
+      t0, t0_step = time.perf_counter(), step
+    if step % config.train.log_every_steps == 0 or step == num_steps:
+      record = _summarise(window, step, num_steps, per_epoch, batch_size, t0, t0_step)
+      window = []
+      if is_chief:
+        _log(record)
+        with metrics_file.open('a') as f:
+          f.write(json.dumps(record) + '\n')
+    if step % config.train.checkpoint_every_steps == 0 or step == num_steps:
+      data_position = dict(zip(('epoch', 'batch'), divmod(step, per_epoch), strict=True))
+      checkpoint.save(mgr, step, state, dict(meta, data_position=data_position))
+  if is_chief and metrics_file.exists():
+    plots.training_curves(metrics_file, workdir / 'training_curves.png')
+  return state
+
+
+def _summarise(window, step, num_steps, per_epoch, batch_size, t0, t0_step) -> dict[str, Any]:
+  record = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+  elapsed = time.perf_counter() - t0
+  steps_done = step - t0_step
+  rate = steps_done * batch_size / elapsed if steps_done else float('nan')
+  eta = (num_steps - step) * batch_size / rate if steps_done else float('nan')
+  record.update(step=step, epoch=step / per_epoch, pairs_per_s=rate, eta_s=eta)
+  return record
+
+
+def _log(record: dict[str, Any]) -> None:
+  keys = ('loss', 'contrastive', 'adversarial', 'disc_acc', 'batch_acc_t2i', 'temperature')
+  parts = ' '.join(f'{k} {record[k]:.4f}' for k in keys if k in record)
+  eta = record['eta_s']
+  eta_text = f'{int(eta // 60)}m{int(eta % 60):02d}s' if math.isfinite(eta) else '?'
+  logging.info(
+    'step %d (epoch %.2f) %s | %.0f pairs/s | ETA %s',
+    record['step'],
+    record['epoch'],
+    parts,
+    record['pairs_per_s'],
+    eta_text,
+  )

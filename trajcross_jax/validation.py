@@ -1,0 +1,62 @@
+"""Checks a config before any work starts, so a bad value is one clear line, not a traceback."""
+
+import ml_collections
+
+from trajcross_jax.methods import METHODS
+from trajcross_jax.models.trajectory import SHAPE_BRANCHES
+
+DATASETS = ('univ', 'synthetic')
+
+# Fields that must be positive numbers.
+_POSITIVE = (
+  'data.window_length',
+  'data.stride',
+  'data.train_size',
+  'data.test_size',
+  'data.num_threads',
+  'model.branch_dim',
+  'model.coord_scale',
+  'train.batch_size',
+  'train.num_epochs',
+  'train.learning_rate',
+  'train.temperature',
+  'train.log_every_steps',
+  'train.checkpoint_every_steps',
+  'train.keep_checkpoints',
+  'eval.batch_size',
+  'eval.near_duplicate_m',
+)
+_NON_NEGATIVE = ('train.warmup_steps', 'train.weight_decay', 'train.adversarial_weight')
+
+
+def _get(config: ml_collections.ConfigDict, dotted: str):
+  value = config
+  for part in dotted.split('.'):
+    value = value[part]
+  return value
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first field with a bad value."""
+  if config.method not in METHODS:
+    raise ValueError(f'config.method={config.method!r}: must be one of {sorted(METHODS)}')
+  if config.data.name not in DATASETS:
+    raise ValueError(f'config.data.name={config.data.name!r}: must be one of {DATASETS}')
+  if config.model.traj_shape_branch not in SHAPE_BRANCHES:
+    raise ValueError(
+      f'config.model.traj_shape_branch={config.model.traj_shape_branch!r}: '
+      f'must be one of {SHAPE_BRANCHES}'
+    )
+  for field in _POSITIVE:
+    value = _get(config, field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+      raise ValueError(f'config.{field}={value!r}: must be a positive number')
+  for field in _NON_NEGATIVE:
+    value = _get(config, field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+      raise ValueError(f'config.{field}={value!r}: must be a non-negative number')
+  if config.data.train_size < config.train.batch_size:
+    raise ValueError(
+      f'config.train.batch_size={config.train.batch_size} is larger than '
+      f'config.data.train_size={config.data.train_size}'
+    )
