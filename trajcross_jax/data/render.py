@@ -67,9 +67,9 @@ def to_uint8(intensities, xp: ModuleType = np):
 
 
 def box_from_windows(windows, xp: ModuleType = np):
-  """The paper's I_loc box, (B, 4) [x_left, y_top, x_right, y_bottom] in metres."""
+  """The paper's I_loc box (..., 4) [x_left, y_top, x_right, y_bottom] of windows (..., 3)."""
   windows = xp.asarray(windows)
-  x0, y0, s = windows[:, 0], windows[:, 1], windows[:, 2]
+  x0, y0, s = windows[..., 0], windows[..., 1], windows[..., 2]
   return xp.stack([x0, y0 + s, x0 + s, y0], axis=-1)
 
 
