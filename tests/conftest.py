@@ -26,3 +26,15 @@ def tiny_batch():
   image = render.to_uint8(render.render_polylines(traj, windows, widths))[..., None]
   box = render.box_from_windows(windows).astype(np.float32)
   return {'trajectory': traj, 'image': image, 'box': box}
+
+
+@pytest.fixture(scope='session')
+def synthetic_data_dir(tmp_path_factory):
+  """The tiny synthetic dataset of configs/test.py, built once per session."""
+  from configs import test as test_config
+  from trajcross_jax.data import pipeline
+
+  config = test_config.get_config()
+  config.data.data_dir = str(tmp_path_factory.mktemp('tfds'))
+  pipeline.prepare(config.data)
+  return config.data.data_dir

@@ -28,11 +28,12 @@ RESULTS_FILE = 'eval/results.json'
 def ranks(scores: np.ndarray) -> np.ndarray:
   """rank of each row's own column (the diagonal) among that row's scores, 1 = best.
 
-  Ties with the diagonal count against it.
+  Ties with the diagonal count against it, and so does any NaN: a score not strictly below
+  the query's own is ranked above it.
   """
   scores = np.asarray(scores)
   own = np.diagonal(scores)[:, None]
-  return (scores >= own).sum(axis=1)  # The diagonal itself counts once: rank >= 1.
+  return (~(scores < own)).sum(axis=1)  # The diagonal itself counts once: rank >= 1.
 
 
 def rank_metrics(r: np.ndarray, ks=TOP_K) -> dict[str, float]:

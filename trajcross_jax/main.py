@@ -4,6 +4,9 @@ Modes: train_and_eval (default), train, eval, prepare (build the dataset), previ
 grid of pairs). Any config field can be overridden: --config.train.batch_size=64.
 """
 
+import logging as pylogging
+import sys
+
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -20,14 +23,32 @@ flags.DEFINE_enum(
 flags.mark_flags_as_required(['config', 'workdir'])
 
 
+def _quiet_orbax(record) -> bool:
+  """Orbax logs each save and restore in a dozen INFO lines; keep only its warnings."""
+  return record.levelno >= pylogging.WARNING or '/orbax/' not in record.pathname
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with a bad --config override as one line instead of a traceback."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f'error: {e}\nPass --help to see the flags.')
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections wraps a KeyError's repr in an AttributeError: unwrap it to plain text.
+    message = str(e).replace('\\n', ' ').replace("\\'", '').strip('\'"')
+    sys.exit(f'error: bad --config override: {message}')
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   config = FLAGS.config
+  logging.get_absl_handler().addFilter(_quiet_orbax)
   try:
     validation.validate(config)
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
+    sys.exit(f'error: {e}')
   parallel.maybe_initialize_distributed()
   logging.info('JAX: %d process(es), %d devices: %s', jax.process_count(), jax.device_count(),
                jax.devices())
@@ -42,9 +63,8 @@ def main(argv):
     if FLAGS.mode in ('train', 'train_and_eval'):
       train.train(config, FLAGS.workdir)
     if FLAGS.mode in ('eval', 'train_and_eval'):
-      results = evaluate.evaluate(config, FLAGS.workdir)
-      print(evaluate.format_table(results))
+      evaluate.evaluate(config, FLAGS.workdir)
 
 
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -161,9 +161,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     state, metrics = p_step(state, parallel.global_batch(local, mesh), rng)
     metrics = jax.tree.map(float, jax.device_get(metrics))
     if not math.isfinite(metrics['loss']):
+      # The loss of step s is that of the parameters saved at step s - 1.
+      good = [s for s in mgr.all_steps() if s <= step - 2]
       raise NonFiniteLossError(
-        f'loss is {metrics["loss"]} at step {step}; the last good checkpoint is step '
-        f'{mgr.latest_step()} in {mgr.directory}'
+        f'loss is {metrics["loss"]} at step {step}, computed with the parameters of step '
+        f'{step - 1}; the last good checkpoint is step {max(good) if good else None} in '
+        f'{mgr.directory} (evaluate it with --config.eval.step)'
       )
     window.append(metrics)
     if t0 is None:  # Rates exclude the first step of a run, which compiles.
