@@ -165,6 +165,12 @@ def test_box_from_windows():
   )
 
 
+def test_chunk_size():
+  assert render.chunk_size(20, 64) == 32
+  assert render.chunk_size(20, 8) > render.chunk_size(20, 64) > render.chunk_size(200, 64) >= 1
+  assert render.chunk_size(2, 4096) == 1
+
+
 def test_to_uint8_rounds_to_nearest():
   result = render.to_uint8(np.array([0.0, 0.4, 0.6, 127.5001, 254.6, 255.0]))
   np.testing.assert_array_equal(result, [0, 0, 1, 128, 255, 255])

@@ -34,8 +34,6 @@ _UNIV_FILES = windows_lib.TEST_FILES + windows_lib.TRAIN_FILES
 # windows.FILE_CODES and also seed the simulator: the recordings, like univ's, are fixed data.
 _SYNTHETIC_FILE_CODES = {'synthetic_train': 3, 'synthetic_test': 4}
 _SYNTHETIC_SPLIT_FILES = {'train': 'synthetic_train', 'test': 'synthetic_test'}
-# Examples rendered at once: about 20 MB per float64 temporary at the default sizes.
-_RENDER_ELEMENTS = 2_500_000
 
 _CITATION = """\
 @article{lerner2007crowds,
@@ -229,7 +227,7 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
   ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Draws each trajectory's image (PROTOCOL.md section 4), rendering in vectorised chunks."""
     config = self.builder_config
-    chunk = max(1, _RENDER_ELEMENTS // ((config.window_length - 1) * config.image_size**2))
+    chunk = render.chunk_size(config.window_length, config.image_size)
     for start in range(0, len(examples), chunk):
       part = examples.take(np.arange(start, min(start + chunk, len(examples))))
       params = [
