@@ -15,7 +15,7 @@ def test_ranks_hand_made():
     ]
   )
   np.testing.assert_array_equal(evaluate.ranks(scores), [1, 3, 2])
-  np.testing.assert_array_equal(evaluate.ranks(scores.T), [1, 2, 2])
+  np.testing.assert_array_equal(evaluate.ranks(scores.T), [1, 2, 1])
 
 
 def test_ties_count_against_the_query():
@@ -44,7 +44,7 @@ def test_retrieval_metrics_both_directions_and_near_duplicate_split():
   near = np.array([True, True, False])
   res = evaluate.retrieval_metrics(scores, near)
   assert res['traj2img']['top@1'] == pytest.approx(200 / 3)
-  assert res['img2traj']['top@1'] == pytest.approx(100.0)
+  assert res['img2traj']['top@1'] == pytest.approx(200 / 3)  # Column 0: 2.0 beats 1.0.
   assert res['traj2img']['top@1_near_dup'] == pytest.approx(50.0)
   assert res['traj2img']['top@1_no_near_dup'] == pytest.approx(100.0)
 

@@ -1,7 +1,6 @@
 """The whole entry point in fresh processes: train, eval from the checkpoint, kill and resume."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,15 +16,23 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _main(workdir, data_dir, *args, check=True):
   cmd = [
-    sys.executable, '-m', 'trajcross_jax.main', '--config', 'configs/test.py',
-    f'--workdir={workdir}', f'--config.data.data_dir={data_dir}', *args,
+    sys.executable,
+    '-m',
+    'trajcross_jax.main',
+    '--config',
+    'configs/test.py',
+    f'--workdir={workdir}',
+    f'--config.data.data_dir={data_dir}',
+    *args,
   ]
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=check, timeout=300)
 
 
 def _final_params(workdir):
   steps = sorted(int(p.name) for p in (Path(workdir) / 'checkpoints').iterdir() if p.name.isdigit())
-  restored = ocp.StandardCheckpointer().restore(Path(workdir) / 'checkpoints' / str(steps[-1]) / 'state')
+  restored = ocp.StandardCheckpointer().restore(
+    Path(workdir) / 'checkpoints' / str(steps[-1]) / 'state'
+  )
   return steps[-1], restored['params']
 
 
@@ -34,7 +41,9 @@ def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
   _main(work, synthetic_data_dir, '--mode=train')
   assert (work / 'metrics.jsonl').exists() and (work / 'training_curves.png').exists()
   records = [json.loads(x) for x in (work / 'metrics.jsonl').read_text().splitlines()]
-  assert {'loss', 'contrastive', 'adversarial', 'disc_acc', 'pairs_per_s', 'eta_s'} <= set(records[-1])
+  assert {'loss', 'contrastive', 'adversarial', 'disc_acc', 'pairs_per_s', 'eta_s'} <= set(
+    records[-1]
+  )
   assert not (work / 'eval').exists()
   run = _main(work, synthetic_data_dir, '--mode=eval')
   results = json.loads((work / 'eval' / 'results.json').read_text())
@@ -48,15 +57,25 @@ def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
 
 
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, synthetic_data_dir):
-  overrides = ('--mode=train', '--config.train.num_epochs=12', '--config.train.checkpoint_every_steps=2')
+  overrides = (
+    '--mode=train',
+    '--config.train.num_epochs=12',
+    '--config.train.checkpoint_every_steps=2',
+  )
   _main(tmp_path / 'straight', synthetic_data_dir, *overrides)
   total, reference = _final_params(tmp_path / 'straight')
   assert total == 48
 
   killed = tmp_path / 'killed'
   cmd = [
-    sys.executable, '-m', 'trajcross_jax.main', '--config', 'configs/test.py',
-    f'--workdir={killed}', f'--config.data.data_dir={synthetic_data_dir}', *overrides,
+    sys.executable,
+    '-m',
+    'trajcross_jax.main',
+    '--config',
+    'configs/test.py',
+    f'--workdir={killed}',
+    f'--config.data.data_dir={synthetic_data_dir}',
+    *overrides,
   ]
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   ckpts = killed / 'checkpoints'

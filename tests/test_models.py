@@ -1,5 +1,6 @@
 """The networks: shapes, the WCNN's full-width kernels, the box, the variants' branches."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +11,7 @@ from trajcross_jax.data import render
 from trajcross_jax.methods import get_method
 from trajcross_jax.models.discriminator import Discriminator
 from trajcross_jax.models.image import WCNN, ImageEncoder
+from trajcross_jax.models.shape import StridedConv
 from trajcross_jax.models.trajectory import TrajectoryEncoder
 
 
@@ -33,8 +35,13 @@ def _images(traj, seed=0):
 @pytest.mark.parametrize('branch,dim', [('raster', 32), ('seqcnn', 32), ('none', 16)])
 def test_trajectory_encoder_shapes(branch, dim):
   model = TrajectoryEncoder(
-    point_embed=8, conv_heights=(2, 3), conv_features=4, shape_channels=(4, 4),
-    branch_dim=16, shape_branch=branch, raster_size=16,
+    point_embed=8,
+    conv_heights=(2, 3),
+    conv_features=4,
+    shape_channels=(4, 4),
+    branch_dim=16,
+    shape_branch=branch,
+    raster_size=16,
   )
   traj = jnp.asarray(_trajectories())
   (z, _), _ = model.init_with_output(jax.random.key(0), traj)
@@ -50,8 +57,19 @@ def test_trajectory_encoder_rejects_unknown_branch():
 def test_wcnn_kernels_span_the_image_width():
   x = jnp.zeros((2, 64, 48, 3))
   params = WCNN(heights=(3, 5), features=4, out_dim=8).init(jax.random.key(0), x)['params']
-  assert params['conv_h3']['kernel'].shape == (3, 48, 3, 4)
-  assert params['conv_h5']['kernel'].shape == (5, 48, 3, 4)
+  assert params['conv_h3'].shape == (3, 48, 3, 4)
+  assert params['conv_h5'].shape == (5, 48, 3, 4)
+
+
+def test_wcnn_is_a_full_width_valid_convolution():
+  x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 10, 6, 2)), jnp.float32)
+  wcnn = WCNN(heights=(3,), features=4, out_dim=5)
+  params = wcnn.init(jax.random.key(0), x)['params']
+  conv = nn.Conv(4, (3, 6), padding='VALID')
+  conv_params = {'params': {'kernel': params['conv_h3'], 'bias': params['bias_h3']}}
+  pooled = nn.relu(conv.apply(conv_params, x)).max(axis=(1, 2))
+  expected = nn.Dense(5).apply({'params': params['out']}, pooled)
+  np.testing.assert_allclose(wcnn.apply({'params': params}, x), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize('coord_channels', [False, True])
@@ -60,8 +78,13 @@ def test_box_changes_the_image_embedding_only_with_box_on(coord_channels):
   moved = box + np.array([1.0, 0.5, 1.0, 0.5], np.float32)
   for use_box, should_change in ((True, True), (False, False)):
     model = ImageEncoder(
-      wcnn_heights=(3,), wcnn_features=4, box_embed=4, shape_channels=(4, 4), branch_dim=8,
-      use_box=use_box, coord_channels=coord_channels,
+      wcnn_heights=(3,),
+      wcnn_features=4,
+      box_embed=4,
+      shape_channels=(4, 4),
+      branch_dim=8,
+      use_box=use_box,
+      coord_channels=coord_channels,
     )
     params = model.init(jax.random.key(0), image, box)
     z1, _ = model.apply(params, image, box)
@@ -90,3 +113,11 @@ def test_trajcross_embeddings_are_unit_and_paired_shapes():
   assert z_t.shape == z_i.shape == (4, 2 * config.model.branch_dim)
   np.testing.assert_allclose(jnp.linalg.norm(z_t, axis=1), 1.0, rtol=1e-4)
   np.testing.assert_allclose(jnp.linalg.norm(z_i, axis=1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize('size', [8, 7, 64])
+def test_strided_conv_equals_flax_conv(size):
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(2, size, size, 3)), jnp.float32)
+  conv = nn.Conv(4, (3, 3), strides=(2, 2))
+  params = conv.init(jax.random.key(0), x)
+  np.testing.assert_allclose(StridedConv(4).apply(params, x), conv.apply(params, x), atol=1e-5)

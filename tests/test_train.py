@@ -37,13 +37,16 @@ def test_each_player_gets_the_gradient_of_its_own_objective(tiny_batch):
   g_con = jax.grad(lambda p: parts(p)[0])(params)
   g_adv = jax.grad(lambda p: parts(p)[1])(params)
   # The classifier descends the adversarial loss.
-  for g, ga in zip(jax.tree.leaves(grads['discriminator']), jax.tree.leaves(g_adv['discriminator'])):
+  for g, ga in zip(
+    jax.tree.leaves(grads['discriminator']), jax.tree.leaves(g_adv['discriminator']), strict=True
+  ):
     np.testing.assert_allclose(g, ga, rtol=1e-4, atol=1e-7)
   # The encoders descend contrastive - lambda * adversarial: they ascend the classifier's loss.
   enc = zip(
     jax.tree.leaves(grads['encoders']),
     jax.tree.leaves(g_con['encoders']),
     jax.tree.leaves(g_adv['encoders']),
+    strict=True,
   )
   moved = 0
   for g, gc, ga in enc:
@@ -102,7 +105,7 @@ def test_two_devices_equal_one_device(tiny_batch, redraw):
   (p1, l1), (p2, l2) = results
   # Same function of the same global batch; only the order of float32 sums may differ.
   np.testing.assert_allclose(l1, l2, rtol=1e-5)
-  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2)):
+  for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p2), strict=True):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 

@@ -141,9 +141,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def format_table(results: dict[str, Any]) -> str:
   """A plain-text table of the headline numbers, both directions."""
   cols = ('top@1', 'top@5', 'top@10', 'mean_rank', 'median_rank', 'mrr')
-  lines = [f'step {results["step"]}, {results["num_test"]} test pairs', 'direction ' + ' '.join(
-    f'{c:>11}' for c in cols
-  )]
+  lines = [
+    f'step {results["step"]}, {results["num_test"]} test pairs',
+    'direction ' + ' '.join(f'{c:>11}' for c in cols),
+  ]
   for name in ('traj2img', 'img2traj'):
     lines.append(f'{name:9} ' + ' '.join(f'{results[name][c]:11.3f}' for c in cols))
   return '\n'.join(lines)

@@ -50,8 +50,9 @@ def main(argv):
   except ValueError as e:
     sys.exit(f'error: {e}')
   parallel.maybe_initialize_distributed()
-  logging.info('JAX: %d process(es), %d devices: %s', jax.process_count(), jax.device_count(),
-               jax.devices())
+  logging.info(
+    'JAX: %d process(es), %d devices: %s', jax.process_count(), jax.device_count(), jax.devices()
+  )
   if FLAGS.mode == 'prepare':
     builder = pipeline.prepare(config.data)
     logging.info('Dataset %s is ready in %s', builder.info.full_name, builder.data_dir)

@@ -66,8 +66,12 @@ def pair_grid(examples: dict[str, np.ndarray], out_png: epath.PathLike, columns:
     ax.set_yticks([y_bottom, y_top])
     ax.set_xlabel(f'x [{x_left:.2f}, {x_right:.2f}] m', fontsize=7)
     ax.set_ylabel(f'y [{y_bottom:.2f}, {y_top:.2f}] m', fontsize=7)
-    title = f'{examples["source"][i]} ped {examples["ped_id"][i]}' if 'source' in examples else ''
-    ax.set_title(title, fontsize=7)
+    if 'source' in examples:
+      source = examples['source'][i]
+      source = source.decode() if isinstance(source, bytes) else source
+      ax.set_title(
+        f'{source} ped {examples["ped_id"][i]} frame {examples["start_frame"][i]}', fontsize=7
+      )
   fig.tight_layout()
   with epath.Path(out_png).open('wb') as f:
     fig.savefig(f, dpi=100)

@@ -138,9 +138,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     target = abstract_state(method, tx, config, mesh, example)
     state, _ = checkpoint.restore(mgr, latest, target, config)
     logging.info('Resumed from the checkpoint at step %d of %d', latest, num_steps)
+  meta = {'config': checkpoint.identity(config), 'total_steps': num_steps}
+  if latest is None:
+    fitted = method.fit(state.params, state.extra, source)
+    if fitted is not None:
+      params, extra = jax.device_put(fitted, parallel.replicated(mesh))
+      state = state.replace(step=jnp.asarray(num_steps, jnp.int32), params=params, extra=extra)
+      checkpoint.save(mgr, num_steps, state, dict(meta, data_position={'closed_form': True}))
+      logging.info('Fitted %s in closed form; saved as step %d', config.method, num_steps)
+      return state
   p_step = make_parallel_step(method, tx, config.train.redraw_images, mesh, state)
   rng = jax.device_put(jax.random.key(config.seed), parallel.replicated(mesh))
-  meta = {'config': checkpoint.identity(config), 'total_steps': num_steps}
 
   start = int(state.step)
   batches = pipeline.train_batches(

@@ -36,6 +36,15 @@ class Method(abc.ABC):
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
     """The update rule for `params`, over `total_steps` training steps."""
 
+  def fit(self, params: PyTree, extra: PyTree, source) -> tuple[PyTree, PyTree] | None:
+    """Closed-form methods (CCA) solve for (params, extra) from the training split here.
+
+    `source` is the training split (trajcross_jax.data.pipeline.Source). train() then saves
+    the result as the final checkpoint without a gradient loop. Gradient methods keep this
+    default, None.
+    """
+    return None
+
   @abc.abstractmethod
   def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
     """(B, M, 2) metres -> (B, D) embeddings."""

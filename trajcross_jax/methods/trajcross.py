@@ -72,15 +72,13 @@ class TrajCross(Method):
     }
     if self.model.adversarial:
       dim = jax.eval_shape(self.trajectory_encoder.apply, traj_vars, batch['trajectory'])[0]
-      params['discriminator'] = self.discriminator.init(
-        rng_d, jnp.zeros(dim.shape, jnp.float32)
-      )['params']
+      params['discriminator'] = self.discriminator.init(rng_d, jnp.zeros(dim.shape, jnp.float32))[
+        'params'
+      ]
     return params, {}
 
   def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
-    z, _ = self.trajectory_encoder.apply(
-      {'params': params['encoders']['trajectory']}, trajectory
-    )
+    z, _ = self.trajectory_encoder.apply({'params': params['encoders']['trajectory']}, trajectory)
     return losses.l2_normalise(z)
 
   def embed_images(
@@ -118,8 +116,10 @@ class TrajCross(Method):
 
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
     train = self.train
+    # A run shorter than the warmup still decays: warmup at most all but the last step.
+    warmup = max(min(train.warmup_steps, total_steps - 1), 0)
     schedule = optax.warmup_cosine_decay_schedule(
-      0.0, train.learning_rate, min(train.warmup_steps, total_steps), max(total_steps, 1)
+      0.0, train.learning_rate, warmup, max(total_steps, warmup + 1)
     )
     encoders = optax.chain(
       optax.clip_by_global_norm(train.grad_clip),
