@@ -11,7 +11,6 @@ measure something else.
 import json
 import os
 import pathlib
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -22,7 +21,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import app, flags
 
-from trajcross_jax.data import builder, render, windows
+from benchmarks import machine
+from trajcross_jax.data import builder, pipeline, render, windows
 
 _REPO = pathlib.Path(__file__).resolve().parents[1]
 
@@ -94,24 +94,31 @@ def rasteriser() -> dict[str, float]:
   }
 
 
+def input_pipeline() -> dict[str, float]:
+  """Training examples/s of the input pipeline at batch 256, in memory and streamed (grain)."""
+  results = {}
+  with tempfile.TemporaryDirectory() as data_dir:
+    data_builder = builder.make_builder('univ', data_dir)
+    data_builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=_UNIV_DIR.value)
+    )
+    for in_memory in (True, False):
+      source = pipeline.load_split(data_builder, 'train', in_memory)
+      steps = 2 * len(source) // _BATCH.value  # Two epochs: the epoch boundary is included.
+      batches = pipeline.train_batches(source, _BATCH.value, 0, 0, steps)
+      next(batches)  # Thread start-up outside the timing.
+      elapsed = seconds(lambda batches=batches: [None for _ in batches])
+      name = 'in_memory' if in_memory else 'streamed'
+      results[f'pipeline_{name}_examples_per_s'] = (steps - 1) * _BATCH.value / elapsed
+  return results
+
+
 MEASUREMENTS: dict[str, Callable[[], dict[str, float]]] = {
   'build_univ': build_univ,
   'build_synthetic': build_synthetic,
   'rasteriser': rasteriser,
+  'input_pipeline': input_pipeline,
 }
-
-
-def machine() -> dict[str, object]:
-  return {
-    'cpu_count': os.cpu_count(),
-    'platform': platform.platform(),
-    'processor': platform.processor() or platform.machine(),
-    'python': platform.python_version(),
-    'numpy': np.__version__,
-    'jax': jax.__version__,
-    'jax_backend': jax.default_backend(),
-    'tensorflow_datasets': tfds.__version__,
-  }
 
 
 def main(argv):
@@ -123,7 +130,7 @@ def main(argv):
     print(f'{name}: ' + ', '.join(f'{k}={v:.4g}' for k, v in measured.items()))
   record = {
     'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-    'machine': machine(),
+    'machine': dict(machine.describe(), tensorflow_datasets=tfds.__version__),
     'results': results,
   }
   output = pathlib.Path(_OUTPUT.value)

@@ -1,0 +1,92 @@
+"""Trains and evaluates configs on the paper protocol and writes the results files.
+
+  python benchmarks/reproduce.py                      # TRAJCROSS + Table II / Fig. 3 variants
+  python benchmarks/reproduce.py --configs default    # the headline run only
+  python benchmarks/reproduce.py --seeds 0,1,2        # several seeds
+  python benchmarks/reproduce.py --table1             # Table I: the baselines and TRAJCROSS
+
+Each (config, seed) runs `python -m trajcross_jax.main` in its own workdir
+(RUNS_DIR/<config>/seed<k>); a run whose results.json exists is skipped, and an unfinished one
+resumes from its checkpoint, so a stopped reproduction continues where it stopped. Then the
+results files under benchmarks/results/ and the README's generated results section are
+rewritten from every finished run. Extra `--override=config.x.y=v` flags go to every run.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+
+from benchmarks import machine, report
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+VARIANTS = ('default', 'nogan', 'noxy', 'onlytraj', 'trajcnn')
+BASELINES = tuple(f'baselines/{n}' for n in report.BASELINE_NAMES)
+
+_CONFIGS = flags.DEFINE_list('configs', None, 'Configs (names under configs/, no .py).')
+_SEEDS = flags.DEFINE_list('seeds', ['0'], 'config.seed values; each seed is its own run.')
+_TABLE1 = flags.DEFINE_bool('table1', False, 'Run Table I: the six baselines and TRAJCROSS.')
+_RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'reproduce'), 'Workdirs root.')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'tfds data_dir for every run.')
+_MANUAL_DIR = flags.DEFINE_string('manual_dir', None, 'Directory with the three univ files.')
+_OVERRIDES = flags.DEFINE_multi_string('override', [], 'config.x.y=v, passed to every run.')
+_REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
+_WRITE_README = flags.DEFINE_bool('write_readme', True, "Rewrite the README's results section.")
+
+
+def run_one(config: str, seed: int) -> pathlib.Path:
+  """Trains and evaluates one (config, seed), unless it has finished before."""
+  workdir = pathlib.Path(_RUNS_DIR.value) / config / f'seed{seed}'
+  if (workdir / 'run_info.json').exists():
+    logging.info('%s seed %d: finished before, skipped (%s)', config, seed, workdir)
+    return workdir
+  cmd = [
+    sys.executable,
+    '-m',
+    'trajcross_jax.main',
+    f'--config=configs/{config}.py',
+    f'--workdir={workdir}',
+    f'--config.seed={seed}',
+  ]
+  if _DATA_DIR.value:
+    cmd.append(f'--config.data.data_dir={_DATA_DIR.value}')
+  if _MANUAL_DIR.value:
+    cmd.append(f'--config.data.manual_dir={_MANUAL_DIR.value}')
+  cmd += [f'--{o}' for o in _OVERRIDES.value]
+  logging.info('%s seed %d: %s', config, seed, ' '.join(cmd))
+  start = time.time()
+  subprocess.run(cmd, cwd=REPO, check=True)
+  info = {
+    'config': config,
+    'seed': seed,
+    'command': ' '.join(cmd[1:]),
+    'wall_s': time.time() - start,
+    'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    'machine': machine.describe(),
+  }
+  # Written last: its presence marks the run finished (a resumed run's wall time is its last leg).
+  (workdir / 'run_info.json').write_text(json.dumps(info, indent=2) + '\n')
+  return workdir
+
+
+def main(argv):
+  del argv
+  configs = _CONFIGS.value or (list(BASELINES) + ['default'] if _TABLE1.value else list(VARIANTS))
+  seeds = [int(s) for s in _SEEDS.value]
+  if not _REPORT_ONLY.value:
+    for config in configs:
+      if not (REPO / 'configs' / f'{config}.py').exists():
+        raise app.UsageError(f'no config configs/{config}.py')
+      for seed in seeds:
+        run_one(config, seed)
+  written = report.write_all(pathlib.Path(_RUNS_DIR.value), _WRITE_README.value)
+  for path in written:
+    print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+  app.run(main)
