@@ -32,7 +32,7 @@ def _images(traj, seed=0):
   return image, render.box_from_windows(windows).astype(np.float32)
 
 
-@pytest.mark.parametrize('branch,dim', [('raster', 32), ('seqcnn', 32), ('none', 16)])
+@pytest.mark.parametrize('branch,dim', [('raster', 32), ('seqcnn', 32), ('none', 32)])
 def test_trajectory_encoder_shapes(branch, dim):
   model = TrajectoryEncoder(
     point_embed=8,

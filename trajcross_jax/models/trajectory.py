@@ -48,7 +48,10 @@ class TrajectoryEncoder(nn.Module):
     # Eq. (1)-(2): position branch.
     h = nn.relu(nn.Dense(self.point_embed, dtype=self.dtype, name='point_embed')(xy))
     h = SequenceCNN(self.conv_heights, self.conv_features, self.dtype, name='kim_convs')(h)
-    position = nn.Dense(self.branch_dim, dtype=self.dtype, name='position_out')(h)
+    # Without a shape branch the position branch alone fills the embedding (2 * branch_dim),
+    # so that it still meets the image embedding in the same space.
+    width = 2 * self.branch_dim if self.shape_branch == 'none' else self.branch_dim
+    position = nn.Dense(width, dtype=self.dtype, name='position_out')(h)
     aux = {}
     if self.shape_branch == 'none':
       return position, aux

@@ -1,0 +1,9 @@
+"""nogan (paper Fig. 3): TRAJCROSS without the modality classifier and its adversarial loss."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.model.adversarial = False
+  return config

@@ -1,0 +1,9 @@
+"""TrajCNN (paper Table II): the shape branch is a CNN over the raw point sequence, not a raster."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.model.traj_shape_branch = 'seqcnn'
+  return config
