@@ -2,10 +2,24 @@
 
 import ml_collections
 
+from trajcross_jax.methods.acmr import ACMR
 from trajcross_jax.methods.base import Method
+from trajcross_jax.methods.cca import CCA
+from trajcross_jax.methods.corr_ae import CorrAE, CorrCrossAE
+from trajcross_jax.methods.dbrlm import DBRLM
+from trajcross_jax.methods.moco import MoCo
 from trajcross_jax.methods.trajcross import TrajCross
 
-METHODS = {'trajcross': TrajCross}
+METHODS = {
+  'trajcross': TrajCross,
+  # Table I's baselines (configs/baselines/).
+  'cca': CCA,
+  'moco': MoCo,
+  'acmr': ACMR,
+  'corr_ae': CorrAE,
+  'corr_cross_ae': CorrCrossAE,
+  'dbrlm': DBRLM,
+}
 
 
 def get_method(config: ml_collections.ConfigDict) -> Method:

@@ -1,0 +1,160 @@
+"""ACMR (Wang et al. 2017): adversarial cross-modal retrieval with a modality classifier."""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from trajcross_jax import losses
+from trajcross_jax.methods.base import Batch, Method, PyTree
+from trajcross_jax.models import baselines
+from trajcross_jax.models.discriminator import Discriminator
+
+
+def reversal_schedule(progress: jax.Array) -> jax.Array:
+  """lambda_p = 2 / (1 + exp(-10 p)) - 1 over training progress p in [0, 1] (Ganin et al.)."""
+  return 2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0
+
+
+def scaled_reversal(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """Identity forward; backward multiplies the gradient by -scale, where scale may be traced.
+
+  losses.gradient_reversal takes a static scale; this blends its unit reversal with a stopped
+  copy: scale * R(x) + (1 - scale) * sg(x) is x forward and has gradient -scale.
+  """
+  scale = jax.lax.stop_gradient(scale)
+  return scale * losses.gradient_reversal(x, 1.0) + (1.0 - scale) * jax.lax.stop_gradient(x)
+
+
+def bidirectional_triplet(z_traj: jax.Array, z_img: jax.Array, margin: float) -> jax.Array:
+  """Hinge triplet loss over the batch in both directions, on cosine scores.
+
+  For anchor i and every other item j of the batch: [margin - s_ii + s_ij]_+ with the images
+  as candidates (trajectory anchors), plus [margin - s_ii + s_ji]_+ with the trajectories as
+  candidates (image anchors); each direction averaged over the B (B - 1) triplets.
+  """
+  s = z_traj @ z_img.T
+  pos = jnp.diagonal(s)
+  off = 1.0 - jnp.eye(s.shape[0], dtype=s.dtype)
+  n = off.sum()
+  t2i = (jax.nn.relu(margin - pos[:, None] + s) * off).sum() / n
+  i2t = (jax.nn.relu(margin - pos[None, :] + s) * off).sum() / n
+  return t2i + i2t
+
+
+class ACMR(Method):
+  """ACMR: two MLP projectors to a common space and a modality classifier behind a reversal.
+
+  Inputs: the trajectory's 20 normalised points, flattened (40 features); the image
+  average-pooled by `model.image_pool` and flattened, with its normalised box. Each goes
+  through its MLP projector (`model.acmr_hidden`, then `model.embed_dim`) to an L2-normalised
+  embedding; the score is the cosine.
+
+  ACMR's feature projector has a label-prediction term and a label-based triplet term.
+  These pairs have no class labels: the only supervision is which trajectory goes with which
+  image. So the label terms are replaced by a triplet (margin `train.acmr_margin`) loss in
+  both directions with the matched pair as positive and every other item of the batch as a
+  negative (bidirectional_triplet).
+
+  The modality classifier (models/discriminator.py, the same MLP as TRAJCROSS's) descends
+  its cross-entropy; the projectors get its gradient reversed and scaled by
+  `train.adversarial_weight` * lambda_p, with lambda_p = 2 / (1 + exp(-10 p)) - 1 over
+  progress p = step / total_steps (the DANN schedule ACMR uses). The loss is not passed the
+  step, so extra = {'step'} counts the steps taken, and the run's total_steps is the one that
+  `optimizer` was built with (train() and evaluate() build it before any loss).
+  """
+
+  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+    self.model = model
+    self.train = train
+    self.center = tuple(model.coord_center)
+    self.scale = model.coord_scale
+    layers = (*model.acmr_hidden, model.embed_dim)
+    self.trajectory_projector = baselines.MLP(layers)
+    self.image_projector = baselines.MLP(layers)
+    self.discriminator = Discriminator(hidden=tuple(model.disc_hidden))
+    self.total_steps = None
+
+  def trajectory_features(self, trajectory: jax.Array) -> jax.Array:
+    return baselines.flat_trajectory(trajectory, self.center, self.scale)
+
+  def image_features(self, image: jax.Array, box: jax.Array) -> jax.Array:
+    return baselines.flat_image(image, box, self.center, self.scale, self.model.image_pool)
+
+  def init(self, rng: jax.Array, batch: Batch) -> tuple[PyTree, PyTree]:
+    rng_t, rng_i, rng_d = jax.random.split(rng, 3)
+    x = self.trajectory_features(batch['trajectory'])
+    y = self.image_features(batch['image'], batch['box'])
+    params = {
+      'encoders': {
+        'trajectory': self.trajectory_projector.init(rng_t, x)['params'],
+        'image': self.image_projector.init(rng_i, y)['params'],
+      },
+      'discriminator': self.discriminator.init(
+        rng_d, jnp.zeros((1, self.model.embed_dim), jnp.float32)
+      )['params'],
+    }
+    return params, {'step': jnp.zeros((), jnp.int32)}
+
+  def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
+    x = self.trajectory_features(trajectory)
+    return losses.l2_normalise(
+      self.trajectory_projector.apply({'params': params['encoders']['trajectory']}, x)
+    )
+
+  def embed_images(
+    self, params: PyTree, extra: PyTree, image: jax.Array, box: jax.Array
+  ) -> jax.Array:
+    y = self.image_features(image, box)
+    return losses.l2_normalise(
+      self.image_projector.apply({'params': params['encoders']['image']}, y)
+    )
+
+  def reversal_scale(self, step: jax.Array) -> jax.Array:
+    """adversarial_weight * lambda_p at `step` (steps taken before this one)."""
+    if self.total_steps is None:
+      raise RuntimeError(
+        'ACMR.loss needs the run length: build method.optimizer(total_steps) first'
+      )
+    progress = jnp.minimum(step / self.total_steps, 1.0)
+    return self.train.adversarial_weight * reversal_schedule(progress)
+
+  def loss(self, params, extra, batch, rng):
+    z_t = self.embed_trajectories(params, extra, batch['trajectory'])
+    z_i = self.embed_images(params, extra, batch['image'], batch['box'])
+    triplet = bidirectional_triplet(z_t, z_i, self.train.acmr_margin)
+    scale = self.reversal_scale(extra['step'])
+
+    def classify(z):
+      return self.discriminator.apply(
+        {'params': params['discriminator']}, scaled_reversal(z, scale)
+      )
+
+    adversarial, disc_acc = losses.modality_loss(classify(z_t), classify(z_i))
+    # The classifier descends `adversarial`; through the reversal the projectors descend
+    # triplet - scale * adversarial.
+    total = triplet + adversarial
+    metrics = {
+      'loss': total,
+      'triplet': triplet,
+      'adversarial': adversarial,
+      'disc_acc': disc_acc,
+      'reversal_scale': scale,
+    }
+    return total, (metrics, {'step': extra['step'] + 1})
+
+  def optimizer(self, total_steps: int) -> optax.GradientTransformation:
+    self.total_steps = total_steps  # The reversal schedule's p = step / total_steps.
+    train = self.train
+    encoders = optax.chain(
+      optax.clip_by_global_norm(train.grad_clip),
+      optax.adamw(
+        optax.cosine_decay_schedule(train.learning_rate, total_steps),
+        weight_decay=train.weight_decay,
+        mask=lambda params: jax.tree.map(lambda x: x.ndim > 1, params),  # Kernels only.
+      ),
+    )
+    return optax.partition(
+      {'encoders': encoders, 'discriminator': optax.adam(train.disc_learning_rate)},
+      lambda params: {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()},
+    )
