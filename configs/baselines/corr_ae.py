@@ -1,0 +1,14 @@
+"""Table I, Corr-AE (Feng et al. 2014): two autoencoders with tied codes."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.method = 'corr_ae'
+  config.model.image_pool = 2  # Image average-pooled 2x2 (32 x 32 = 1024 features) + box.
+  config.model.ae_hidden = (512,)  # Encoder hidden layers (the decoder mirrors them).
+  config.model.code_dim = 64  # The code, the common space.
+  config.train.corr_alpha = 0.5  # alpha: loss = (1 - alpha) reconstruction + alpha correlation.
+  config.train.num_epochs = 30  # Sized to about 8 minutes on 2 CPU cores.
+  return config

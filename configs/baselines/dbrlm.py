@@ -1,0 +1,12 @@
+"""Table I, DBRLM (He et al. 2016): two CNNs, bidirectional likelihood over cosine scores."""
+
+from configs import default
+
+
+def get_config():
+  config = default.get_config()
+  config.method = 'dbrlm'
+  config.model.embed_dim = 256  # The common space.
+  config.train.dbrlm_gamma = 10.0  # Fixed scale of the cosine inside the softmax.
+  config.train.num_epochs = 10  # Sized to about 8 minutes on 2 CPU cores.
+  return config
