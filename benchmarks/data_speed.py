@@ -1,6 +1,6 @@
 """Measures the data layer's speed and writes benchmarks/results/data_speed.json.
 
-  python benchmarks/data_speed.py [--univ_dir=DIR] [--output=FILE]
+  python -m benchmarks.data_speed [--univ_dir=DIR] [--output=FILE]
 
 (from the repository root, with the package installed, `pip install -e .`, or PYTHONPATH=.)
 

@@ -1,9 +1,9 @@
 """Trains and evaluates configs on the paper protocol and writes the results files.
 
-  python benchmarks/reproduce.py                      # TRAJCROSS + Table II / Fig. 3 variants
-  python benchmarks/reproduce.py --configs default    # the headline run only
-  python benchmarks/reproduce.py --seeds 0,1,2        # several seeds
-  python benchmarks/reproduce.py --table1             # Table I: the baselines and TRAJCROSS
+  python -m benchmarks.reproduce                      # TRAJCROSS + Table II / Fig. 3 variants
+  python -m benchmarks.reproduce --configs default    # the headline run only
+  python -m benchmarks.reproduce --seeds 0,1,2        # several seeds
+  python -m benchmarks.reproduce --table1             # Table I: the baselines and TRAJCROSS
 
 Each (config, seed) runs `python -m trajcross_jax.main` in its own workdir
 (RUNS_DIR/<config>/seed<k>); a run whose results.json exists is skipped, and an unfinished one

@@ -1,6 +1,6 @@
 """Training throughput: pairs/s of the real train step, its FLOPs, and the machine's matmul rate.
 
-  python benchmarks/train_speed.py [--config=configs/default.py] [--batch=128] [--steps=20]
+  python -m benchmarks.train_speed [--config=configs/default.py] [--batch=128] [--steps=20]
 
 Times the jitted, data-parallel train step of the config (image re-drawing included) on random
 pedestrian-like trajectories at the given global batch over all local devices, reads the step's
