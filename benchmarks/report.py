@@ -1,9 +1,9 @@
 """Results files and the README's results section, generated from finished runs.
 
-Reads RUNS_DIR/<config>/seed<k>/{eval/results.json, run_info.json} and writes, for the runs
-that exist: benchmarks/results/trajcross.json (the headline), table2.{json,md} and fig3.png
-(the variants), table1.{json,md} and table1.png (the baselines), and the README section
-between the results markers.
+Reads RUNS_DIR/<config>/seed<k>/{eval/results.json, run_info.json} and writes
+benchmarks/results/trajcross.{json,md} (the headline), table2.{json,md} and fig3.png (the
+variants), table1.{json,md,png} (the baselines); the README section between the results
+markers is assembled from those .md files.
 """
 
 import json
@@ -124,55 +124,85 @@ def bar_chart(summaries: dict[str, dict], ks: tuple[str, ...], title: str, path:
   plt.close(fig)
 
 
-def write_all(runs_dir: pathlib.Path, write_readme: bool = True) -> list[pathlib.Path]:
-  """Writes every results file that the finished runs allow, and the README section."""
-  RESULTS.mkdir(parents=True, exist_ok=True)
-  runs = load_runs(runs_dir)
-  written = []
-  sections = []
-  if 'default' in runs:
-    records = runs['default']
-    headline = dict(records[0], summary=summary(records))
-    path = RESULTS / 'trajcross.json'
-    path.write_text(json.dumps(headline, indent=2) + '\n')
-    written.append(path)
-  variants = {
-    n: summary(runs[n]) for n in ('default', 'nogan', 'noxy', 'onlytraj', 'trajcnn') if n in runs
-  }
-  if len(variants) > 1 or 'default' in variants:
-    table = markdown_table(variants, PAPER_TABLE2)
-    (RESULTS / 'table2.json').write_text(json.dumps(variants, indent=2) + '\n')
-    (RESULTS / 'table2.md').write_text(table + '\n')
-    fig3 = {n: s for n, s in variants.items() if n in ('default', 'nogan', 'noxy')}
-    bar_chart(fig3, ('top@1', 'top@5', 'top@10', 'top@15'), 'Fig. 3', RESULTS / 'fig3.png')
-    written += [RESULTS / 'table2.json', RESULTS / 'table2.md', RESULTS / 'fig3.png']
-    sections.append(
-      '### TRAJCROSS and its variants (Table II, Fig. 3)\n\n'
-      + table
-      + '\n\n![Fig. 3](benchmarks/results/fig3.png)'
-    )
-  baselines = {n: summary(runs[n]) for n in (*BASELINE_NAMES, 'default') if n in runs}
-  if any(n in runs for n in BASELINE_NAMES):
-    table = markdown_table(baselines, PAPER_TABLE1)
-    (RESULTS / 'table1.json').write_text(json.dumps(baselines, indent=2) + '\n')
-    (RESULTS / 'table1.md').write_text(table + '\n')
-    bar_chart(baselines, KS, 'Table I', RESULTS / 'table1.png')
-    written += [RESULTS / 'table1.json', RESULTS / 'table1.md', RESULTS / 'table1.png']
-    sections.append(
-      '### Baselines (Table I)\n\n' + table + '\n\n![Table I](benchmarks/results/table1.png)'
-    )
-  if sections and write_readme:
-    written.append(update_readme('\n\n'.join(sections)))
-  return written
+def _budget_note(records_by_name: dict[str, list[dict]]) -> str:
+  commands = sorted({r['command'] for rs in records_by_name.values() for r in rs})
+  overrides = sorted({c for cmd in commands for c in cmd.split() if c.startswith('--config.train')})
+  machines = sorted(
+    {
+      f'{r["machine"]["cpu_count"]} CPU cores, {r["machine"]["jax_backend"]}'
+      for rs in records_by_name.values()
+      for r in rs
+    }
+  )
+  budget = (
+    ('overrides for every run: ' + ' '.join(overrides)) if overrides else "each config's own budget"
+  )
+  return f'Runs: {budget}; machine: {"; ".join(machines)}. Time = train + eval wall time.'
 
 
-def update_readme(body: str) -> pathlib.Path:
-  """Replaces the text between the README's results markers with `body`."""
+def write_headline(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
+  """benchmarks/results/trajcross.json and .md: the default config's runs."""
+  records = runs['default']
+  headline = dict(records[0], summary=summary(records))
+  table = markdown_table({'default': summary(records)}, PAPER_TABLE1)
+  (RESULTS / 'trajcross.json').write_text(json.dumps(headline, indent=2) + '\n')
+  (RESULTS / 'trajcross.md').write_text(
+    '### TRAJCROSS, headline (configs/default.py)\n\n'
+    + table
+    + '\n\n'
+    + _budget_note({'default': records})
+    + '\n'
+  )
+  return [RESULTS / 'trajcross.json', RESULTS / 'trajcross.md']
+
+
+def write_table2(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
+  """table2.{json,md} and fig3.png: TRAJCROSS and its ablations, as far as they have run."""
+  names = [n for n in ('default', 'nogan', 'noxy', 'onlytraj', 'trajcnn') if n in runs]
+  variants = {n: summary(runs[n]) for n in names}
+  table = markdown_table(variants, PAPER_TABLE2)
+  (RESULTS / 'table2.json').write_text(json.dumps(variants, indent=2) + '\n')
+  (RESULTS / 'table2.md').write_text(
+    '### TRAJCROSS and its variants (Table II, Fig. 3)\n\n'
+    + table
+    + '\n\n'
+    + _budget_note({n: runs[n] for n in names})
+    + '\n\n![Fig. 3](benchmarks/results/fig3.png)\n'
+  )
+  fig3 = {n: s for n, s in variants.items() if n in ('default', 'nogan', 'noxy')}
+  bar_chart(fig3, ('top@1', 'top@5', 'top@10', 'top@15'), 'Fig. 3', RESULTS / 'fig3.png')
+  return [RESULTS / 'table2.json', RESULTS / 'table2.md', RESULTS / 'fig3.png']
+
+
+def write_table1(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
+  """table1.{json,md,png}: the baselines (and TRAJCROSS, if run with them)."""
+  names = [n for n in (*BASELINE_NAMES, 'default') if n in runs]
+  baselines = {n: summary(runs[n]) for n in names}
+  table = markdown_table(baselines, PAPER_TABLE1)
+  (RESULTS / 'table1.json').write_text(json.dumps(baselines, indent=2) + '\n')
+  (RESULTS / 'table1.md').write_text(
+    '### Baselines (Table I)\n\n'
+    + table
+    + '\n\n'
+    + _budget_note({n: runs[n] for n in names})
+    + '\n\n![Table I](benchmarks/results/table1.png)\n'
+  )
+  bar_chart(baselines, KS, 'Table I', RESULTS / 'table1.png')
+  return [RESULTS / 'table1.json', RESULTS / 'table1.md', RESULTS / 'table1.png']
+
+
+def update_readme() -> pathlib.Path:
+  """Rewrites the README's results section from the results .md files that exist."""
+  parts = [
+    (RESULTS / f'{name}.md').read_text().strip()
+    for name in ('trajcross', 'table2', 'table1')
+    if (RESULTS / f'{name}.md').exists()
+  ]
   readme = REPO / 'README.md'
   text = readme.read_text()
   if README_BEGIN not in text or README_END not in text:
     raise ValueError(f'README.md lacks the markers {README_BEGIN!r} ... {README_END!r}')
   head, rest = text.split(README_BEGIN, 1)
   _, tail = rest.split(README_END, 1)
-  readme.write_text(f'{head}{README_BEGIN}\n{body}\n{README_END}{tail}')
+  readme.write_text(f'{head}{README_BEGIN}\n' + '\n\n'.join(parts) + f'\n{README_END}{tail}')
   return readme

@@ -8,8 +8,10 @@
 Each (config, seed) runs `python -m trajcross_jax.main` in its own workdir
 (RUNS_DIR/<config>/seed<k>); a run whose results.json exists is skipped, and an unfinished one
 resumes from its checkpoint, so a stopped reproduction continues where it stopped. Then the
-results files under benchmarks/results/ and the README's generated results section are
-rewritten from every finished run. Extra `--override=config.x.y=v` flags go to every run.
+results files of the suite (Table I with --table1; else Table II / Fig. 3 and, when the default
+config ran at its own budget, the headline trajcross.json) are rewritten from every finished
+run in RUNS_DIR, and the README's generated results section from the results files. Extra
+`--override=config.x.y=v` flags go to every run (and are named under the tables).
 """
 
 import json
@@ -83,7 +85,18 @@ def main(argv):
         raise app.UsageError(f'no config configs/{config}.py')
       for seed in seeds:
         run_one(config, seed)
-  written = report.write_all(pathlib.Path(_RUNS_DIR.value), _WRITE_README.value)
+  runs = report.load_runs(pathlib.Path(_RUNS_DIR.value))
+  written = []
+  if _TABLE1.value:
+    written += report.write_table1(runs)
+  else:
+    if any(n in runs for n in ('nogan', 'noxy', 'onlytraj', 'trajcnn')):
+      written += report.write_table2(runs)
+    # The headline is the default config at its own budget: never from overridden runs.
+    if 'default' in runs and not _OVERRIDES.value:
+      written += report.write_headline(runs)
+  if _WRITE_README.value:
+    written.append(report.update_readme())
   for path in written:
     print(f'wrote {path}')
 
