@@ -119,7 +119,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       f'no checkpoint{"" if step is None else f" at step {step}"} in {mgr.directory}; '
       f'available: {sorted(mgr.all_steps())}'
     )
-  builder = pipeline.prepare(config.data)
+  builder = parallel.chief_first(pipeline.prepare, config.data)
   source = pipeline.load_split(builder, 'test', config.data.in_memory)
   mesh = parallel.make_mesh()
   method = get_method(config)
@@ -130,7 +130,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   state, _ = checkpoint.restore(mgr, step, target, config)
   results = {'step': int(step)}
   results.update(evaluate_state(method, state.params, state.extra, source, config, mesh))
-  if jax.process_index() == 0:
+  if parallel.is_chief():
     path = epath.Path(workdir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))

@@ -49,17 +49,24 @@ def main(argv):
     validation.validate(config)
   except ValueError as e:
     sys.exit(f'error: {e}')
-  parallel.maybe_initialize_distributed()
+  try:
+    parallel.maybe_initialize_distributed()
+  except ValueError as e:
+    sys.exit(f'error: {e}')
   logging.info(
     'JAX: %d process(es), %d devices: %s', jax.process_count(), jax.device_count(), jax.devices()
   )
+  if not parallel.is_chief():  # Process 0 logs for all; the others only warn and fail.
+    logging.set_verbosity(logging.WARNING)
   if FLAGS.mode == 'prepare':
-    builder = pipeline.prepare(config.data)
+    builder = parallel.chief_first(pipeline.prepare, config.data)
     logging.info('Dataset %s is ready in %s', builder.info.full_name, builder.data_dir)
-    print(f'Dataset {builder.info.full_name} written to {builder.data_dir}')
+    if parallel.is_chief():
+      print(f'Dataset {builder.info.full_name} written to {builder.data_dir}')
   elif FLAGS.mode == 'preview':
-    path = preview.write_preview(config.data, FLAGS.workdir)
-    print(f'Preview written to {path}')
+    if parallel.is_chief():
+      path = preview.write_preview(config.data, FLAGS.workdir)
+      print(f'Preview written to {path}')
   else:
     if FLAGS.mode in ('train', 'train_and_eval'):
       train.train(config, FLAGS.workdir)

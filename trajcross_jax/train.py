@@ -118,8 +118,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one."""
   workdir = epath.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  is_chief = jax.process_index() == 0
-  builder = pipeline.prepare(config.data)
+  is_chief = parallel.is_chief()
+  builder = parallel.chief_first(pipeline.prepare, config.data)
   source = pipeline.load_split(builder, 'train', config.data.in_memory)
   mesh = parallel.make_mesh()
   batch_size = config.train.batch_size
@@ -142,13 +142,13 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   if latest is None:
     fitted = method.fit(state.params, state.extra, source)
     if fitted is not None:
-      params, extra = jax.device_put(fitted, parallel.replicated(mesh))
-      state = state.replace(step=jnp.asarray(num_steps, jnp.int32), params=params, extra=extra)
+      step, params, extra = parallel.replicate((np.int32(num_steps), *fitted), mesh)
+      state = state.replace(step=step, params=params, extra=extra)
       checkpoint.save(mgr, num_steps, state, dict(meta, data_position={'closed_form': True}))
       logging.info('Fitted %s in closed form; saved as step %d', config.method, num_steps)
       return state
   p_step = make_parallel_step(method, tx, config.train.redraw_images, mesh, state)
-  rng = jax.device_put(jax.random.key(config.seed), parallel.replicated(mesh))
+  rng = parallel.replicate(jax.random.key(config.seed), mesh)
 
   start = int(state.step)
   batches = pipeline.train_batches(
