@@ -10,5 +10,5 @@ def get_config():
   config.model.moco_queue_size = 4096  # Negatives kept in the queue (16 batches of 256).
   config.train.moco_momentum = 0.999  # Key encoder: theta_k <- m theta_k + (1 - m) theta_q.
   config.train.moco_temperature = 0.07  # Fixed InfoNCE temperature.
-  config.train.num_epochs = 10  # Sized to about 8 minutes on 2 CPU cores.
+  config.train.num_epochs = 10  # 390 steps: train + eval took 7 min on 2 shared CPU cores.
   return config
