@@ -42,7 +42,7 @@ _WRITE_README = flags.DEFINE_bool('write_readme', True, "Rewrite the README's re
 
 def run_one(config: str, seed: int) -> pathlib.Path:
   """Trains and evaluates one (config, seed), unless it has finished before."""
-  workdir = pathlib.Path(_RUNS_DIR.value) / config / f'seed{seed}'
+  workdir = pathlib.Path(_RUNS_DIR.value).absolute() / config / f'seed{seed}'
   if (workdir / 'run_info.json').exists():
     logging.info('%s seed %d: finished before, skipped (%s)', config, seed, workdir)
     return workdir

@@ -66,3 +66,15 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
   assert results['step'] == bad_step - 2
   assert np.isfinite(results['traj2img']['mean_rank'])
   assert results['traj2img']['mean_rank'] < results['num_test']
+
+
+def test_a_relative_workdir_is_taken_from_the_current_directory(tmp_path, monkeypatch, tiny_batch):
+  config = test_config.get_config()
+  method = get_method(config)
+  tx = method.optimizer(10)
+  mesh = parallel.make_mesh()
+  state = train.init_state(method, tx, config, mesh, tiny_batch)
+  monkeypatch.chdir(tmp_path)
+  mgr = checkpoint.manager('relative/work')
+  checkpoint.save(mgr, 3, state, {'config': checkpoint.identity(config)})
+  assert (tmp_path / 'relative' / 'work' / 'checkpoints' / '3').is_dir()

@@ -21,9 +21,9 @@ def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
     max_to_keep=keep, create=True, enable_async_checkpointing=False
   )
-  return ocp.CheckpointManager(
-    epath.Path(workdir) / 'checkpoints', options=options, item_names=('state', 'meta')
-  )
+  # orbax needs an absolute path; a relative --workdir is taken from the current directory.
+  directory = epath.Path(workdir).absolute() / 'checkpoints'
+  return ocp.CheckpointManager(directory, options=options, item_names=('state', 'meta'))
 
 
 def identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
