@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from trajcross_jax.methods import METHODS
+from trajcross_jax.methods import METHODS, get_method
 from trajcross_jax.models.trajectory import SHAPE_BRANCHES
 
 DATASETS = ('univ', 'synthetic')
@@ -60,3 +60,5 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f'config.train.batch_size={config.train.batch_size} is larger than '
       f'config.data.train_size={config.data.train_size}'
     )
+  # A method checks its own fields (for example a baseline's options) when it is built.
+  get_method(config)

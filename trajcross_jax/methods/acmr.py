@@ -6,7 +6,7 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
-from trajcross_jax.methods.base import Batch, Method, PyTree
+from trajcross_jax.methods.base import Batch, Method, PyTree, by_player, encoder_optimizer
 from trajcross_jax.models import baselines
 from trajcross_jax.models.discriminator import Discriminator
 
@@ -145,16 +145,10 @@ class ACMR(Method):
 
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
     self.total_steps = total_steps  # The reversal schedule's p = step / total_steps.
-    train = self.train
-    encoders = optax.chain(
-      optax.clip_by_global_norm(train.grad_clip),
-      optax.adamw(
-        optax.cosine_decay_schedule(train.learning_rate, total_steps),
-        weight_decay=train.weight_decay,
-        mask=lambda params: jax.tree.map(lambda x: x.ndim > 1, params),  # Kernels only.
-      ),
-    )
     return optax.partition(
-      {'encoders': encoders, 'discriminator': optax.adam(train.disc_learning_rate)},
-      lambda params: {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()},
+      {
+        'encoders': encoder_optimizer(self.train, total_steps),
+        'discriminator': optax.adam(self.train.disc_learning_rate),
+      },
+      by_player,
     )

@@ -8,10 +8,38 @@ import abc
 from typing import Any
 
 import jax
+import ml_collections
 import optax
 
 PyTree = Any
 Batch = dict[str, jax.Array]
+
+
+def encoder_optimizer(
+  train: ml_collections.ConfigDict, total_steps: int, warmup_steps: int = 0
+) -> optax.GradientTransformation:
+  """Global-norm clip, then AdamW (decay on kernels only) with warmup and cosine decay.
+
+  A run shorter than the warmup still decays: the warmup is at most all but the last step.
+  """
+  warmup = max(min(warmup_steps, total_steps - 1), 0)
+  schedule = optax.warmup_cosine_decay_schedule(
+    0.0, train.learning_rate, warmup, max(total_steps, warmup + 1)
+  )
+  return optax.chain(
+    optax.clip_by_global_norm(train.grad_clip),
+    optax.adamw(schedule, weight_decay=train.weight_decay, mask=_kernels),
+  )
+
+
+def _kernels(params: PyTree) -> PyTree:
+  """Weight decay on kernels only, not on biases or scalars such as the temperature."""
+  return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+def by_player(params: PyTree) -> PyTree:
+  """optax.partition labels: each leaf labelled by its top-level key ('encoders', ...)."""
+  return {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()}
 
 
 class Method(abc.ABC):

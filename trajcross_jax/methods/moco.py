@@ -6,7 +6,7 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
-from trajcross_jax.methods.base import Batch, Method, PyTree
+from trajcross_jax.methods.base import Batch, Method, PyTree, encoder_optimizer
 from trajcross_jax.models import baselines, inputs
 
 
@@ -105,12 +105,4 @@ class MoCo(Method):
     return loss, ({'loss': loss, 'contrastive': loss, 'batch_acc_t2i': acc}, new_extra)
 
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
-    train = self.train
-    return optax.chain(
-      optax.clip_by_global_norm(train.grad_clip),
-      optax.adamw(
-        optax.cosine_decay_schedule(train.learning_rate, total_steps),
-        weight_decay=train.weight_decay,
-        mask=lambda params: jax.tree.map(lambda x: x.ndim > 1, params),  # Kernels only.
-      ),
-    )
+    return encoder_optimizer(self.train, total_steps)

@@ -6,18 +6,13 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
-from trajcross_jax.methods.base import Batch, Method, PyTree
+from trajcross_jax.methods.base import Batch, Method, PyTree, by_player, encoder_optimizer
 from trajcross_jax.models.discriminator import Discriminator
 from trajcross_jax.models.image import ImageEncoder
 from trajcross_jax.models.trajectory import TrajectoryEncoder
 
 # Upper bound of the learned 1/temperature, as in CLIP, so the logits cannot blow up.
 MAX_LOGIT_SCALE = 100.0
-
-
-def _is_matrix(params: PyTree) -> PyTree:
-  """Weight decay on kernels only, not on biases or the temperature."""
-  return jax.tree.map(lambda x: x.ndim > 1, params)
 
 
 class TrajCross(Method):
@@ -115,18 +110,10 @@ class TrajCross(Method):
     return total, (metrics, extra)
 
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
-    train = self.train
-    # A run shorter than the warmup still decays: warmup at most all but the last step.
-    warmup = max(min(train.warmup_steps, total_steps - 1), 0)
-    schedule = optax.warmup_cosine_decay_schedule(
-      0.0, train.learning_rate, warmup, max(total_steps, warmup + 1)
-    )
-    encoders = optax.chain(
-      optax.clip_by_global_norm(train.grad_clip),
-      optax.adamw(schedule, weight_decay=train.weight_decay, mask=_is_matrix),
-    )
-    discriminator = optax.adam(train.disc_learning_rate)
     return optax.partition(
-      {'encoders': encoders, 'discriminator': discriminator},
-      lambda params: {k: jax.tree.map(lambda _, k=k: k, v) for k, v in params.items()},
+      {
+        'encoders': encoder_optimizer(self.train, total_steps, self.train.warmup_steps),
+        'discriminator': optax.adam(self.train.disc_learning_rate),
+      },
+      by_player,
     )
