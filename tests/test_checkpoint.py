@@ -11,12 +11,17 @@ from trajcross_jax import checkpoint, evaluate, parallel, train
 from trajcross_jax.methods import get_method
 
 
-def test_save_restore_round_trip(tmp_path, tiny_batch):
+def _fresh_state(batch):
+  """The tiny config, its method and optimiser, a mesh of all devices, and a new state."""
   config = test_config.get_config()
   method = get_method(config)
   tx = method.optimizer(10)
   mesh = parallel.make_mesh()
-  state = train.init_state(method, tx, config, mesh, tiny_batch)
+  return config, method, tx, mesh, train.init_state(method, tx, config, mesh, batch)
+
+
+def test_save_restore_round_trip(tmp_path, tiny_batch):
+  config, method, tx, mesh, state = _fresh_state(tiny_batch)
   p_step = train.make_parallel_step(method, tx, False, mesh, state)
   state, _ = p_step(state, parallel.global_batch(tiny_batch, mesh), jax.random.key(0))
   mgr = checkpoint.manager(str(tmp_path))
@@ -30,11 +35,7 @@ def test_save_restore_round_trip(tmp_path, tiny_batch):
 
 
 def test_restore_under_another_config_names_the_difference(tmp_path, tiny_batch):
-  config = test_config.get_config()
-  method = get_method(config)
-  tx = method.optimizer(10)
-  mesh = parallel.make_mesh()
-  state = train.init_state(method, tx, config, mesh, tiny_batch)
+  config, method, tx, mesh, state = _fresh_state(tiny_batch)
   mgr = checkpoint.manager(str(tmp_path))
   checkpoint.save(mgr, 0, state, {'config': checkpoint.identity(config)})
   other = test_config.get_config()
@@ -69,11 +70,7 @@ def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(
 
 
 def test_a_relative_workdir_is_taken_from_the_current_directory(tmp_path, monkeypatch, tiny_batch):
-  config = test_config.get_config()
-  method = get_method(config)
-  tx = method.optimizer(10)
-  mesh = parallel.make_mesh()
-  state = train.init_state(method, tx, config, mesh, tiny_batch)
+  config, method, tx, mesh, state = _fresh_state(tiny_batch)
   monkeypatch.chdir(tmp_path)
   mgr = checkpoint.manager('relative/work')
   checkpoint.save(mgr, 3, state, {'config': checkpoint.identity(config)})

@@ -14,8 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _main(workdir, data_dir, *args, check=True):
-  cmd = [
+def _command(workdir, data_dir, *args):
+  return [
     sys.executable,
     '-m',
     'trajcross_jax.main',
@@ -25,6 +25,10 @@ def _main(workdir, data_dir, *args, check=True):
     f'--config.data.data_dir={data_dir}',
     *args,
   ]
+
+
+def _main(workdir, data_dir, *args, check=True):
+  cmd = _command(workdir, data_dir, *args)
   return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, check=check, timeout=300)
 
 
@@ -67,16 +71,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, synthetic_data_dir)
   assert total == 48
 
   killed = tmp_path / 'killed'
-  cmd = [
-    sys.executable,
-    '-m',
-    'trajcross_jax.main',
-    '--config',
-    'configs/test.py',
-    f'--workdir={killed}',
-    f'--config.data.data_dir={synthetic_data_dir}',
-    *overrides,
-  ]
+  cmd = _command(killed, synthetic_data_dir, *overrides)
   proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   ckpts = killed / 'checkpoints'
   deadline = time.time() + 240
