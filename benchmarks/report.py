@@ -95,7 +95,7 @@ def markdown_table(summaries: dict[str, dict], paper: dict[str, tuple]) -> str:
   ]
   for name, s in summaries.items():
     ours = [' / '.join(_cell(s, d, k) for k in KS) for d in DIRECTIONS]
-    theirs = [' / '.join(f'{v:g}' for v in p) for p in paper.get(name, (('-',) * 3,) * 2)]
+    theirs = [' / '.join(f'{v:g}' for v in p) for p in paper[name]] if name in paper else ['-'] * 2
     minutes = np.mean(s['wall_s']) / 60
     lines.append(
       f'| {NAMES.get(name, name)} | {len(s["seeds"])} | {ours[0]} | {theirs[0]} | {ours[1]} | '
