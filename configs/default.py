@@ -33,6 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.traj_raster_margin = 1.5  # Raster window side / trajectory extent.
   model.traj_raster_line_width = 2.0  # Line width in pixels of that raster.
   model.shape_channels = (32, 64, 128, 128)  # Eq. (3), (8): stride-2 3x3 conv channels.
+  model.image_shape_pool = 1  # The image's shape CNN sees it averaged over blocks this wide.
   model.wcnn_heights = (3, 5, 7)  # Eq. (5): WCNN kernel heights (width = image width).
   model.wcnn_features = 64  # Eq. (5): filters per height.
   model.box_embed = 64  # Eq. (6): box embedding width.
@@ -56,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   train.temperature = 0.07  # Initial InfoNCE temperature.
   train.learn_temperature = True  # Learn 1/temperature (clipped at 100).
   train.redraw_images = True  # Re-draw training images each step (PROTOCOL.md section 8).
+  train.neighbour_group = 1  # >1: batches of groups of this many nearest-neighbour pairs.
   train.log_every_steps = 20  # Log and append metrics.jsonl every this many steps.
   train.checkpoint_every_steps = 500  # Save a checkpoint every this many steps (and at the end).
   train.keep_checkpoints = 3  # How many checkpoints to keep.

@@ -9,6 +9,7 @@ import pytest
 from configs import test as test_config
 from trajcross_jax.data import render
 from trajcross_jax.methods import get_method
+from trajcross_jax.models import inputs
 from trajcross_jax.models.discriminator import Discriminator
 from trajcross_jax.models.image import WCNN, ImageEncoder
 from trajcross_jax.models.shape import StridedConv
@@ -21,14 +22,14 @@ def _trajectories(b=3, m=20, seed=0):
   return (np.cumsum(steps, axis=1) + rng.uniform(2, 10, (b, 1, 2))).astype(np.float32)
 
 
-def _images(traj, seed=0):
+def _images(traj, seed=0, size=64):
   windows, widths = [], []
   for i, t in enumerate(traj):
     w, lw = render.draw_image_params(t, seed, 0, i, 0)
     windows.append(w)
     widths.append(lw)
   windows, widths = np.array(windows), np.array(widths)
-  image = render.to_uint8(render.render_polylines(traj, windows, widths))[..., None]
+  image = render.to_uint8(render.render_polylines(traj, windows, widths, size))[..., None]
   return image, render.box_from_windows(windows).astype(np.float32)
 
 
@@ -93,6 +94,31 @@ def test_box_changes_the_image_embedding_only_with_box_on(coord_channels):
     changed = not np.allclose(z1, z2)
     assert changed == should_change
     assert ('box_embed' in params['params']) == use_box
+
+
+def test_block_mean_averages_blocks_and_refuses_a_remainder():
+  x = jnp.arange(16.0).reshape(1, 4, 4, 1)
+  np.testing.assert_allclose(inputs.block_mean(x, 2)[0, ..., 0], [[2.5, 4.5], [10.5, 12.5]])
+  with pytest.raises(ValueError, match='does not divide'):
+    inputs.block_mean(jnp.zeros((1, 6, 6, 1)), 4)
+
+
+def test_shape_pool_feeds_the_shape_cnn_the_coarse_image():
+  # An image whose pixels repeat in 2 x 2 blocks, pooled by 2, is the coarse image with
+  # the coarse image's coordinate channels: the shape half of the embedding must match.
+  coarse, box = _images(_trajectories(), size=32)
+  fine = np.repeat(np.repeat(coarse, 2, axis=1), 2, axis=2)
+  kwargs = dict(wcnn_heights=(3,), wcnn_features=4, box_embed=4, shape_channels=(4, 4))
+  kwargs.update(branch_dim=8, coord_channels=True)
+  pooled, plain = ImageEncoder(shape_pool=2, **kwargs), ImageEncoder(shape_pool=1, **kwargs)
+  p_pooled = pooled.init(jax.random.key(0), fine, box)
+  p_plain = plain.init(jax.random.key(1), coarse, box)
+  p_plain['params']['shape_cnn'] = p_pooled['params']['shape_cnn']
+  z_pooled, _ = pooled.apply(p_pooled, fine, box)
+  z_plain, _ = plain.apply(p_plain, coarse, box)
+  np.testing.assert_allclose(z_pooled[:, 8:], z_plain[:, 8:], rtol=1e-5, atol=1e-6)
+  unpooled, _ = plain.apply(dict(p_pooled), fine, box)  # The same weights at full resolution.
+  assert not np.allclose(unpooled[:, 8:], z_plain[:, 8:], atol=1e-3)
 
 
 def test_discriminator_outputs_one_logit_per_row():

@@ -2,6 +2,7 @@
 
 import ml_collections
 
+from trajcross_jax.data.builder import TrajcrossConfig
 from trajcross_jax.methods import METHODS, get_method
 from trajcross_jax.models.trajectory import SHAPE_BRANCHES
 
@@ -16,7 +17,9 @@ _POSITIVE = (
   'data.num_threads',
   'model.branch_dim',
   'model.coord_scale',
+  'model.image_shape_pool',
   'train.batch_size',
+  'train.neighbour_group',
   'train.num_epochs',
   'train.learning_rate',
   'train.temperature',
@@ -59,6 +62,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       f'config.train.batch_size={config.train.batch_size} is larger than '
       f'config.data.train_size={config.data.train_size}'
+    )
+  image_size = TrajcrossConfig.image_size
+  if image_size % config.model.image_shape_pool:
+    raise ValueError(
+      f'config.model.image_shape_pool={config.model.image_shape_pool}: must divide the '
+      f'{image_size}-pixel image'
+    )
+  group = config.train.neighbour_group
+  if not isinstance(group, int) or group > config.train.batch_size:
+    raise ValueError(
+      f'config.train.neighbour_group={group!r}: must be an integer from 1 (uniform batches) to '
+      f'config.train.batch_size={config.train.batch_size}'
     )
   # A method checks its own fields (for example a baseline's options) when it is built.
   get_method(config)

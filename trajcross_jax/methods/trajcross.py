@@ -50,6 +50,7 @@ class TrajCross(Method):
       wcnn_features=model.wcnn_features,
       box_embed=model.box_embed,
       use_box=model.use_box,
+      shape_pool=model.image_shape_pool,
       **common,
     )
     self.discriminator = Discriminator(hidden=tuple(model.disc_hidden))

@@ -49,6 +49,8 @@ class ImageEncoder(nn.Module):
     use_box: False is the noxy variant: no location information at all.
     coord_channels: add I*x, I*y world-coordinate channels from the box (see
       inputs.coord_channels); ignored without the box.
+    shape_pool: the shape CNN sees the image (and its coordinate channels) averaged over
+      shape_pool x shape_pool blocks; 1 keeps full resolution.
   """
 
   wcnn_heights: Sequence[int] = (3, 5, 7)
@@ -58,6 +60,7 @@ class ImageEncoder(nn.Module):
   branch_dim: int = 128
   use_box: bool = True
   coord_channels: bool = False
+  shape_pool: int = 1
   coord_center: tuple[float, float] = (8.0, 7.0)
   coord_scale: float = 8.0
   dtype: jnp.dtype = jnp.float32
@@ -80,5 +83,7 @@ class ImageEncoder(nn.Module):
       )  # Eq. (7)
     else:
       position = v
-    shape = ShapeCNN(self.shape_channels, self.branch_dim, self.dtype, name='shape_cnn')(x)
+    shape = ShapeCNN(self.shape_channels, self.branch_dim, self.dtype, name='shape_cnn')(
+      inputs.block_mean(x, self.shape_pool)
+    )
     return jnp.concatenate([position, shape], axis=-1), {}

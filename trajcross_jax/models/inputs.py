@@ -25,6 +25,18 @@ def image_to_float(image: jnp.ndarray) -> jnp.ndarray:
   return image.astype(jnp.float32) / 255.0
 
 
+def block_mean(x: jnp.ndarray, factor: int) -> jnp.ndarray:
+  """Averages (B, H, W, C) over factor x factor blocks: (B, H / factor, W / factor, C).
+
+  Averaging keeps the sub-block information of the coordinate channels: the mean of I*x over a
+  block still locates the line's ink inside it.
+  """
+  b, h, w, c = x.shape
+  if h % factor or w % factor:
+    raise ValueError(f'a {h} x {w} image does not divide into {factor} x {factor} blocks')
+  return x.reshape(b, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
+
+
 def coord_channels(
   intensity: jnp.ndarray, box: jnp.ndarray, center: tuple[float, float], scale: float
 ) -> jnp.ndarray:
