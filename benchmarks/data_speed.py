@@ -105,8 +105,7 @@ def input_pipeline() -> dict[str, float]:
     for in_memory in (True, False):
       source = pipeline.load_split(data_builder, 'train', in_memory)
       steps = 2 * len(source) // _BATCH.value  # Two epochs: the epoch boundary is included.
-      order = pipeline.BatchOrder(len(source), _BATCH.value, seed=0)
-      batches = pipeline.train_batches(source, order, 0, steps)
+      batches = pipeline.train_batches(source, _BATCH.value, 0, 0, steps)
       next(batches)  # Thread start-up outside the timing.
       elapsed = seconds(lambda batches=batches: [None for _ in batches])
       name = 'in_memory' if in_memory else 'streamed'

@@ -57,7 +57,6 @@ def get_config() -> ml_collections.ConfigDict:
   train.temperature = 0.07  # Initial InfoNCE temperature.
   train.learn_temperature = True  # Learn 1/temperature (clipped at 100).
   train.redraw_images = True  # Re-draw training images each step (PROTOCOL.md section 8).
-  train.neighbour_group = 1  # >1: batches of groups of this many nearest-neighbour pairs.
   train.log_every_steps = 20  # Log and append metrics.jsonl every this many steps.
   train.checkpoint_every_steps = 500  # Save a checkpoint every this many steps (and at the end).
   train.keep_checkpoints = 3  # How many checkpoints to keep.

@@ -114,16 +114,6 @@ class NonFiniteLossError(FloatingPointError):
   """Training produced a NaN or inf loss."""
 
 
-def batch_order(config: ml_collections.ConfigDict, source: pipeline.Source) -> pipeline.BatchOrder:
-  """The order of the training batches: uniform, or in neighbour groups (train.neighbour_group)."""
-  group = config.train.neighbour_group
-  neighbours = None
-  if group > 1:
-    trajectories = source.get_batch(np.arange(len(source)))['trajectory']
-    neighbours = pipeline.nearest_neighbours(trajectories, group - 1)
-  return pipeline.BatchOrder(len(source), config.train.batch_size, config.seed, neighbours)
-
-
 def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   """Trains `config` in `workdir`, resuming from its latest checkpoint if there is one."""
   workdir = epath.Path(workdir)
@@ -163,7 +153,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   start = int(state.step)
   batches = pipeline.train_batches(
     source,
-    batch_order(config, source),
+    batch_size,
+    config.seed,
     start,
     num_steps,
     jax.process_index(),

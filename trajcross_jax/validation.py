@@ -19,7 +19,6 @@ _POSITIVE = (
   'model.coord_scale',
   'model.image_shape_pool',
   'train.batch_size',
-  'train.neighbour_group',
   'train.num_epochs',
   'train.learning_rate',
   'train.temperature',
@@ -68,12 +67,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       f'config.model.image_shape_pool={config.model.image_shape_pool}: must divide the '
       f'{image_size}-pixel image'
-    )
-  group = config.train.neighbour_group
-  if not isinstance(group, int) or group > config.train.batch_size:
-    raise ValueError(
-      f'config.train.neighbour_group={group!r}: must be an integer from 1 (uniform batches) to '
-      f'config.train.batch_size={config.train.batch_size}'
     )
   # A method checks its own fields (for example a baseline's options) when it is built.
   get_method(config)

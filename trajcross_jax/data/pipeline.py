@@ -6,7 +6,7 @@ global step to the indices of its batch. The order is therefore a pure function 
 (seed, step): resuming at step s gives exactly the batches an uninterrupted run would.
 """
 
-import threading
+import functools
 from collections.abc import Iterator
 from typing import Protocol
 
@@ -98,92 +98,30 @@ def load_split(
   return ArraySource(streaming.get_batch(np.arange(len(streaming))))
 
 
-def nearest_neighbours(trajectories: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
-  """The k nearest other trajectories of each, nearest first: (N, k) indices.
+@functools.lru_cache(maxsize=2)
+def _epoch_permutation(seed: int, epoch: int, size: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(size)
 
-  Distance: root-mean-square point-wise distance, |a - b| / sqrt(M) over the flattened points,
-  which reduces to one matmul per chunk of rows (the protocol's mean point-wise distance does
-  not, and ranks neighbours almost the same way).
+
+def train_batch_indices(
+  step: int, size: int, global_batch: int, seed: int, process_index: int, process_count: int
+) -> np.ndarray:
+  """Indices of this process's slice of the global batch at `step`.
+
+  Each epoch is a fresh permutation of the split from (seed, epoch); the remainder of an epoch
+  that does not fill a batch is dropped.
   """
-  n = len(trajectories)
-  if not 0 < k < n:
-    raise ValueError(f'k must be in [1, {n - 1}] for {n} trajectories, got {k}')
-  flat = np.asarray(trajectories, np.float64).reshape(n, -1)
-  sq = (flat * flat).sum(axis=1)
-  out = np.empty((n, k), np.int64)
-  for start in range(0, n, chunk):
-    stop = min(start + chunk, n)
-    d2 = sq[start:stop, None] + sq[None] - 2 * flat[start:stop] @ flat.T
-    d2[np.arange(stop - start), np.arange(start, stop)] = np.inf  # Not itself.
-    part = np.argpartition(d2, k - 1, axis=1)[:, :k]
-    order = np.argsort(np.take_along_axis(d2, part, axis=1), axis=1, kind='stable')
-    out[start:stop] = np.take_along_axis(part, order, axis=1)
-  return out
-
-
-def neighbour_groups(rng: np.random.Generator, neighbours: np.ndarray) -> np.ndarray:
-  """A permutation of the split in which each example is followed by its nearest neighbours.
-
-  Examples are visited in random order; each one not yet placed opens a group and pulls in its
-  neighbours (nearest first) that are not yet placed, up to 1 + neighbours.shape[1] examples.
-  Every example appears exactly once, so a batch never holds one pair twice.
-  """
-  n, k = neighbours.shape
-  placed = np.zeros(n, bool)
-  order = []
-  for a in rng.permutation(n):
-    if placed[a]:
-      continue
-    group = [a] + [b for b in neighbours[a] if not placed[b]][:k]
-    placed[group] = True
-    order.extend(group)
-  return np.asarray(order, np.int64)
-
-
-class BatchOrder:
-  """Which examples make up the global batch of each step: a pure function of (seed, step).
-
-  Each epoch is a fresh order of the split drawn from (seed, epoch): a uniform permutation, or,
-  with `neighbours` (nearest_neighbours of the split), groups of each example with its nearest
-  neighbours laid side by side, so that a batch holds the hard negatives that random batches
-  almost never do. The remainder of an epoch that does not fill a batch is dropped.
-  """
-
-  def __init__(self, size: int, global_batch: int, seed: int, neighbours: np.ndarray | None = None):
-    if global_batch > size:
-      raise ValueError(f'batch size {global_batch} is larger than the split ({size} pairs)')
-    if neighbours is not None and len(neighbours) != size:
-      raise ValueError(f'neighbours cover {len(neighbours)} examples, the split has {size}')
-    self.size, self.global_batch, self.seed = size, global_batch, seed
-    self.neighbours = neighbours
-    self.steps_per_epoch = size // global_batch
-    # Batches of one epoch reuse its order; grain's read threads ask for it concurrently.
-    self._last: tuple[int, np.ndarray] | None = None
-    self._lock = threading.Lock()
-
-  def epoch(self, epoch: int) -> np.ndarray:
-    """The order of the whole split in `epoch`."""
-    with self._lock:
-      if self._last is None or self._last[0] != epoch:
-        rng = np.random.default_rng([self.seed, epoch])
-        if self.neighbours is None:
-          order = rng.permutation(self.size)
-        else:
-          order = neighbour_groups(rng, self.neighbours)
-        self._last = (epoch, order)
-      return self._last[1]
-
-  def indices(self, step: int, process_index: int = 0, process_count: int = 1) -> np.ndarray:
-    """Indices of this process's contiguous slice of the global batch at `step`."""
-    epoch, b = divmod(step, self.steps_per_epoch)
-    batch = self.epoch(epoch)[b * self.global_batch : (b + 1) * self.global_batch]
-    local = self.global_batch // process_count
-    return batch[process_index * local : (process_index + 1) * local]
+  steps_per_epoch = size // global_batch
+  epoch, b = divmod(step, steps_per_epoch)
+  batch = _epoch_permutation(seed, epoch, size)[b * global_batch : (b + 1) * global_batch]
+  local = global_batch // process_count
+  return batch[process_index * local : (process_index + 1) * local]
 
 
 def train_batches(
   source: Source,
-  order: BatchOrder,
+  global_batch: int,
+  seed: int,
   start_step: int,
   num_steps: int,
   process_index: int = 0,
@@ -191,15 +129,19 @@ def train_batches(
   num_threads: int = 4,
 ) -> Iterator[dict[str, np.ndarray]]:
   """This process's slices of the global training batches for steps [start_step, num_steps)."""
-  if order.size != len(source):
-    raise ValueError(f'the batch order covers {order.size} examples, the split has {len(source)}')
-  if order.global_batch % process_count:
-    raise ValueError(
-      f'batch size {order.global_batch} does not divide over {process_count} processes'
-    )
-  ds = grain.MapDataset.range(start_step, num_steps).map(
-    lambda s: source.get_batch(order.indices(s, process_index, process_count))
+  if global_batch > len(source):
+    raise ValueError(f'batch size {global_batch} is larger than the split ({len(source)} pairs)')
+  if global_batch % process_count:
+    raise ValueError(f'batch size {global_batch} does not divide over {process_count} processes')
+  indices = functools.partial(
+    train_batch_indices,
+    size=len(source),
+    global_batch=global_batch,
+    seed=seed,
+    process_index=process_index,
+    process_count=process_count,
   )
+  ds = grain.MapDataset.range(start_step, num_steps).map(lambda s: source.get_batch(indices(s)))
   return iter(
     ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=8))
   )
