@@ -36,3 +36,61 @@ def test_an_image_shape_pool_that_does_not_divide_the_image_is_a_config_error(po
   config.model.image_shape_pool = pool
   with pytest.raises(ValueError, match='config.model.image_shape_pool'):
     validation.validate(config)
+
+
+def test_held_out_pedestrians_are_whole_pedestrians_drawn_from_the_seed():
+  recordings = np.array(['a', 'a', 'b', 'b', 'b'] * 40)
+  ped_ids = np.repeat(np.arange(100), 2) % 50
+  held = pipeline.held_out_pedestrians(recordings, ped_ids, 0.3, seed=0)
+  keys = [f'{r}/{p}' for r, p in zip(recordings, ped_ids, strict=True)]
+  for key in set(keys):
+    sides = {bool(h) for h, k in zip(held, keys, strict=True) if k == key}
+    assert len(sides) == 1, f'pedestrian {key} is on both sides'
+  assert 0.1 < held.mean() < 0.5
+  np.testing.assert_array_equal(held, pipeline.held_out_pedestrians(recordings, ped_ids, 0.3, 0))
+  assert not np.array_equal(held, pipeline.held_out_pedestrians(recordings, ped_ids, 0.3, 1))
+
+
+def test_train_and_validation_split_the_training_pedestrians(synthetic_data_dir):
+  config = test_config.get_config()
+  config.data.data_dir = synthetic_data_dir
+  builder = pipeline.prepare(config.data)
+  whole = pipeline.run_split(builder, 'train', config.data)
+  assert len(whole) == config.data.train_size
+  with pytest.raises(ValueError, match='validation_fraction > 0'):
+    pipeline.run_split(builder, 'validation', config.data)
+  config.data.validation_fraction = 0.25
+  train = pipeline.run_split(builder, 'train', config.data)
+  val = pipeline.run_split(builder, 'validation', config.data)
+  assert len(train) + len(val) == len(whole) and len(val) > 0 and len(train) > 0
+  np.testing.assert_array_equal(np.sort(np.concatenate([train.indices, val.indices])), range(64))
+  meta = pipeline.load_split(builder, 'train', True, features=('source', 'ped_id'))
+  ids = meta.get_batch(np.arange(len(meta)))
+  peds = [
+    set(zip(ids['source'][s.indices], ids['ped_id'][s.indices], strict=True)) for s in (train, val)
+  ]
+  assert not peds[0] & peds[1]
+  np.testing.assert_array_equal(
+    val.get_batch(np.arange(3))['trajectory'], whole.get_batch(val.indices[:3])['trajectory']
+  )
+  test = pipeline.run_split(builder, 'test', config.data)
+  assert len(test) == config.data.test_size
+  with pytest.raises(ValueError, match="split must be 'train', 'validation' or 'test'"):
+    pipeline.run_split(builder, 'dev', config.data)
+
+
+@pytest.mark.parametrize(
+  'field,value,message',
+  [
+    ('data.validation_fraction', 1.0, 'must be in [0, 1)'),
+    ('data.validation_fraction', -0.1, 'must be in [0, 1)'),
+    ('eval.split', 'dev', "config.eval.split='dev'"),
+    ('eval.split', 'validation', 'needs config.data.validation_fraction > 0'),
+  ],
+)
+def test_bad_split_settings_are_config_errors(field, value, message):
+  config = test_config.get_config()
+  section, name = field.split('.')
+  config[section][name] = value
+  with pytest.raises(ValueError, match=message.replace('[', r'\[').replace(')', r'\)')):
+    validation.validate(config)

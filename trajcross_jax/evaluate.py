@@ -120,7 +120,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
       f'available: {sorted(mgr.all_steps())}'
     )
   builder = parallel.chief_first(pipeline.prepare, config.data)
-  source = pipeline.load_split(builder, 'test', config.data.in_memory)
+  source = pipeline.run_split(builder, config.eval.split, config.data)
   mesh = parallel.make_mesh()
   method = get_method(config)
   tx = method.optimizer(train.total_steps(config, builder.info.splits['train'].num_examples))
@@ -128,7 +128,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   example = train.example_batch(source, config.train.batch_size)
   target = train.abstract_state(method, tx, config, mesh, example)
   state, _ = checkpoint.restore(mgr, step, target, config)
-  results = {'step': int(step)}
+  results = {'step': int(step), 'split': config.eval.split}
   results.update(evaluate_state(method, state.params, state.extra, source, config, mesh))
   if parallel.is_chief():
     path = epath.Path(workdir) / RESULTS_FILE
@@ -142,7 +142,7 @@ def format_table(results: dict[str, Any]) -> str:
   """A plain-text table of the headline numbers, both directions."""
   cols = ('top@1', 'top@5', 'top@10', 'mean_rank', 'median_rank', 'mrr')
   lines = [
-    f'step {results["step"]}, {results["num_test"]} test pairs',
+    f'step {results["step"]}, {results["num_test"]} {results.get("split", "test")} pairs',
     'direction ' + ' '.join(f'{c:>11}' for c in cols),
   ]
   for name in ('traj2img', 'img2traj'):

@@ -120,7 +120,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = parallel.is_chief()
   builder = parallel.chief_first(pipeline.prepare, config.data)
-  source = pipeline.load_split(builder, 'train', config.data.in_memory)
+  source = pipeline.run_split(builder, 'train', config.data)
   mesh = parallel.make_mesh()
   batch_size = config.train.batch_size
   parallel.check_batch_size(batch_size, mesh, 'train.batch_size')

@@ -7,6 +7,7 @@ from trajcross_jax.methods import METHODS, get_method
 from trajcross_jax.models.trajectory import SHAPE_BRANCHES
 
 DATASETS = ('univ', 'synthetic')
+SPLITS = ('test', 'validation')
 
 # Fields that must be positive numbers.
 _POSITIVE = (
@@ -61,6 +62,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       f'config.train.batch_size={config.train.batch_size} is larger than '
       f'config.data.train_size={config.data.train_size}'
+    )
+  fraction = config.data.validation_fraction
+  if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
+    raise ValueError(f'config.data.validation_fraction={fraction!r}: must be in [0, 1)')
+  if config.eval.split not in SPLITS:
+    raise ValueError(f'config.eval.split={config.eval.split!r}: must be one of {SPLITS}')
+  if config.eval.split == 'validation' and fraction == 0:
+    raise ValueError(
+      "config.eval.split='validation' needs config.data.validation_fraction > 0 (the share of "
+      'training pedestrians held out)'
     )
   image_size = TrajcrossConfig.image_size
   if image_size % config.model.image_shape_pool:

@@ -6,9 +6,13 @@ from configs import default
 def get_config():
   config = default.get_config()
   config.method = 'moco'
+  # One encoder (and its momentum copy) reads both modalities: the trajectory's raster is drawn
+  # at the image's 64 pixels, whatever the TRAJCROSS default.
+  config.model.traj_raster_size = 64
   config.model.embed_dim = 128  # Output of the (query and key) encoder.
   config.model.moco_queue_size = 4096  # Negatives kept in the queue (16 batches of 256).
   config.train.moco_momentum = 0.999  # Key encoder: theta_k <- m theta_k + (1 - m) theta_q.
   config.train.moco_temperature = 0.07  # Fixed InfoNCE temperature.
+  config.train.learning_rate = 1e-3  # Its Table I run's rate (not TRAJCROSS's tuned one).
   config.train.num_epochs = 10  # 390 steps: train + eval took 7 min on 2 shared CPU cores.
   return config

@@ -98,6 +98,56 @@ def load_split(
   return ArraySource(streaming.get_batch(np.arange(len(streaming))))
 
 
+class SubsetSource:
+  """Some of a split's examples, by their indices in it."""
+
+  def __init__(self, source: Source, indices: np.ndarray):
+    self.source = source
+    self.indices = np.asarray(indices, np.int64)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def get_batch(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+    return self.source.get_batch(self.indices[indices])
+
+
+def held_out_pedestrians(
+  recordings: np.ndarray, ped_ids: np.ndarray, fraction: float, seed: int
+) -> np.ndarray:
+  """Which examples belong to the pedestrians held out for validation: a boolean mask.
+
+  Whole pedestrians are held out (each (recording, ped_id) with probability `fraction`, drawn
+  from `seed`), because a pedestrian's overlapping windows are near-copies of each other: a
+  validation set that shared pedestrians with training would flatter the model.
+  """
+  keys = np.char.add(np.char.add(recordings.astype(str), '/'), ped_ids.astype(str))
+  unique, inverse = np.unique(keys, return_inverse=True)
+  held = np.random.default_rng([seed, 2]).random(len(unique)) < fraction
+  return held[inverse]
+
+
+def run_split(builder: tfds.core.DatasetBuilder, split: str, data: ml_collections.ConfigDict):
+  """The examples a run trains on or evaluates.
+
+  'test' is the protocol's test split. With data.validation_fraction > 0, 'train' is the
+  training split less a random fraction of its pedestrians and 'validation' is those
+  pedestrians' examples, so that choices can be made without the test split (PROTOCOL.md
+  section 5). With 0, 'train' is the whole training split.
+  """
+  if split == 'test' or (split == 'train' and data.validation_fraction == 0):
+    return load_split(builder, split, data.in_memory)
+  if split not in ('train', 'validation'):
+    raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
+  if data.validation_fraction == 0:
+    raise ValueError('the validation split needs config.data.validation_fraction > 0')
+  source = load_split(builder, 'train', data.in_memory)
+  meta = load_split(builder, 'train', data.in_memory, features=('source', 'ped_id'))
+  ids = meta.get_batch(np.arange(len(meta)))
+  held = held_out_pedestrians(ids['source'], ids['ped_id'], data.validation_fraction, data.seed)
+  return SubsetSource(source, np.flatnonzero(held if split == 'validation' else ~held))
+
+
 @functools.lru_cache(maxsize=2)
 def _epoch_permutation(seed: int, epoch: int, size: int) -> np.ndarray:
   return np.random.default_rng([seed, epoch]).permutation(size)
