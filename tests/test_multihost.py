@@ -173,10 +173,11 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(runs):
     np.testing.assert_allclose(got[k], expected[k], rtol=1e-5, atol=1e-6, err_msg=str(k))
   expected, got = _flat(_results(reference.workdir)), _flat(_results(two.workdir))
   assert got[('num_test', '')] == 48 and got[('step', '')] == TOTAL_STEPS
+  assert got[('split', '')] == 'test'
   assert 0 < got[('near_dup_fraction', '')] < 1
   assert got.keys() == expected.keys()
   for k, v in expected.items():
-    assert got[k] == (v if v is None else pytest.approx(v, rel=1e-6)), k
+    assert got[k] == (v if v is None or isinstance(v, str) else pytest.approx(v, rel=1e-6)), k
 
 
 def test_only_process_0_writes_logs_metrics_and_results(runs):

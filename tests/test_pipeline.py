@@ -94,3 +94,21 @@ def test_bad_split_settings_are_config_errors(field, value, message):
   config[section][name] = value
   with pytest.raises(ValueError, match=message.replace('[', r'\[').replace(')', r'\)')):
     validation.validate(config)
+
+
+def test_a_run_on_held_out_pedestrians_evaluates_the_validation_split(tmp_path, synthetic_data_dir):
+  from trajcross_jax import evaluate, train
+
+  config = test_config.get_config()
+  config.data.data_dir = synthetic_data_dir
+  config.data.validation_fraction = 0.25
+  config.eval.split = 'validation'
+  config.train.num_epochs = 1
+  validation.validate(config)
+  builder = pipeline.prepare(config.data)
+  num_val = len(pipeline.run_split(builder, 'validation', config.data))
+  state = train.train(config, str(tmp_path))
+  steps_per_epoch = (config.data.train_size - num_val) // config.train.batch_size
+  assert int(state.step) == steps_per_epoch, 'training must see only the other pedestrians'
+  results = evaluate.evaluate(config, str(tmp_path))
+  assert results['split'] == 'validation' and results['num_test'] == num_val
