@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
   model.traj_conv_features = 64  # Eq. (2): filters per height.
   model.traj_shape_branch = 'raster'  # Eq. (3): 'raster' | 'seqcnn' (TrajCNN) | 'none'.
   # Sizes below the reference (raster 64, no pool, WCNN heights 3, 5, 7): together 2.5x
-  # the training rate at the same top@1 after 8 epochs (README, Speed).
+  # the training rate at the same top@1 after 8 epochs (benchmarks/results/tuning.md).
   model.traj_raster_size = 32  # Side in pixels of the trajectory's own raster.
   model.traj_raster_margin = 1.5  # Raster window side / trajectory extent.
   model.traj_raster_line_width = 2.0  # Line width in pixels of that raster.
