@@ -21,7 +21,11 @@ from ml_collections import config_flags
 from benchmarks import machine
 from trajcross_jax import parallel, train
 from trajcross_jax.data import augment
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
+
+# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
+FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 config_flags.DEFINE_config_file('config', str(REPO / 'configs' / 'default.py'), 'Config file.')
@@ -63,7 +67,7 @@ def main(argv):
   config = flags.FLAGS.config
   mesh = parallel.make_mesh()
   batch = random_batch(_BATCH.value, 64)
-  method = get_method(config)
+  method = get_method(config, FRAME)
   tx = method.optimizer(1000)
   state = train.init_state(method, tx, config, mesh, batch)
   step = train.make_parallel_step(method, tx, config.train.redraw_images, mesh, state)

@@ -13,9 +13,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # Parameter init, data order and image re-draws.
 
   config.data = data = ml_collections.ConfigDict()
-  data.name = 'univ'  # tfds config of 'trajcross': 'univ' (paper protocol) or 'synthetic'.
+  # tfds config of 'trajcross': 'univ' (paper protocol), 'synthetic', or 'custom' (your own
+  # recordings: configs/custom.py).
+  data.name = 'univ'
   data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir; None: default.
-  data.manual_dir = ml_collections.config_dict.placeholder(str)  # Holds the three univ files.
+  # 'univ' is built from the package's copies of its three files, unless this directory holds
+  # them, or download is True (a fresh copy from the pinned URLs).
+  data.manual_dir = ml_collections.config_dict.placeholder(str)
+  data.download = False
+  data.plaza = (16.0, 14.0)  # 'synthetic': the simulated plaza's (width, height), metres.
+  data.origin = (0.0, 0.0)  # 'synthetic': the plaza's lower-left corner (x, y), metres.
   data.seed = 0  # The split and image draws of PROTOCOL.md sections 3-4.
   data.window_length = 20  # M, points per trajectory.
   data.stride = 1  # Window stride along a track.
@@ -47,8 +54,8 @@ def get_config() -> ml_collections.ConfigDict:
   model.use_box = True  # False: noxy (the image tower gets no location).
   model.adversarial = True  # False: nogan (no modality classifier).
   model.coord_channels = True  # Add I*x, I*y world-coordinate channels to both rasters.
-  model.coord_center = (8.0, 7.0)  # Scene centre in metres, for normalisation.
-  model.coord_scale = 8.0  # Metres per normalised unit.
+  # Positions are read in the scene frame of the training data (its centre and scale, from the
+  # dataset's metadata, stored with each checkpoint): trajcross_jax/data/normalisation.py.
 
   config.train = train = ml_collections.ConfigDict()
   train.batch_size = 256  # Global batch (all devices of all processes).
@@ -71,4 +78,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.split = 'test'  # 'test' (the protocol) or 'validation' (data.validation_fraction).
   config.eval.step = -1  # Checkpoint step to evaluate; -1: the latest.
   config.eval.near_duplicate_m = 0.3  # PROTOCOL.md section 5 near-duplicate threshold.
+  # The scene frame in which a checkpoint reads the evaluated dataset: 'train' (the frame it was
+  # trained in) or 'target' (the evaluated dataset's own). README: "Another scene".
+  config.eval.normalisation = 'train'
   return config

@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 
 from trajcross_jax import train
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import acmr, cca, corr_ae, get_method, moco
+
+# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
+FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
 REPO = Path(__file__).resolve().parents[1]
 NAMES = ('cca', 'moco', 'acmr', 'corr_ae', 'corr_cross_ae', 'dbrlm')
@@ -58,7 +62,7 @@ def _method(name, **train_fields):
   config = _config(name)
   for key, value in train_fields.items():
     config.train[key] = value
-  return get_method(config)
+  return get_method(config, FRAME)
 
 
 def _allclose_trees(a, b, **kw):

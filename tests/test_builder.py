@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import trajcross_jax.data  # noqa: F401  Registers 'trajcross'.
-from trajcross_jax.data import builder, render, tracks, windows
+from trajcross_jax.data import builder, pipeline, render, tracks, windows
 
 DUMMY_DATA = pathlib.Path(builder.__file__).parent / 'dummy_data'
 # The dummy pools: 10 train windows (students003, uni_examples), 13 test windows (students001,
@@ -89,8 +89,19 @@ class TestDummyData:
     assert features['trajectory'].shape == (20, 2) and features['trajectory'].np_dtype == np.float32
     assert features['image'].shape == (64, 64, 1) and features['image'].np_dtype == np.uint8
     assert features['box'].shape == (4,) and features['box'].np_dtype == np.float32
-    assert built.info.full_name == 'trajcross/univ-train_size6-test_size5/1.0.0'
-    assert list(built.info.release_notes) == [str(builder.Trajcross.VERSION)]
+    assert built.info.full_name == 'trajcross/univ-train_size6-test_size5/1.1.0'
+    assert str(builder.Trajcross.VERSION) in built.info.release_notes
+
+  def test_metadata_holds_the_training_split_frame(self, built):
+    train = np.stack([e['trajectory'] for e in read_split(built, 'train')]).astype(np.float64)
+    lo, hi = train.reshape(-1, 2).min(0), train.reshape(-1, 2).max(0)
+    frame = pipeline.normalisation(built)
+    np.testing.assert_allclose(frame.center, (lo + hi) / 2, rtol=1e-6)
+    np.testing.assert_allclose(frame.scale, (hi - lo).max() / 2, rtol=1e-6)
+    assert pipeline.projection(built) is None  # Metres in, no projection.
+    # A reload from disk reads the same frame.
+    again = builder.make_builder('univ', built.data_dir_root, train_size=6, test_size=5)
+    assert pipeline.normalisation(again) == frame
 
   def test_split_sizes(self, built):
     assert {s: built.info.splits[s].num_examples for s in DUMMY_SIZES} == DUMMY_SIZES

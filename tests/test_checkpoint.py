@@ -8,13 +8,17 @@ import pytest
 
 from configs import test as test_config
 from trajcross_jax import checkpoint, evaluate, parallel, train
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
+
+# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
+FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
 
 def _fresh_state(batch):
   """The tiny config, its method and optimiser, a mesh of all devices, and a new state."""
   config = test_config.get_config()
-  method = get_method(config)
+  method = get_method(config, FRAME)
   tx = method.optimizer(10)
   mesh = parallel.make_mesh()
   return config, method, tx, mesh, train.init_state(method, tx, config, mesh, batch)
@@ -40,7 +44,7 @@ def test_restore_under_another_config_names_the_difference(tmp_path, tiny_batch)
   checkpoint.save(mgr, 0, state, {'config': checkpoint.identity(config)})
   other = test_config.get_config()
   other.model.branch_dim = 8
-  target = train.abstract_state(get_method(other), tx, other, mesh, tiny_batch)
+  target = train.abstract_state(get_method(other, FRAME), tx, other, mesh, tiny_batch)
   with pytest.raises(ValueError, match=r'model.branch_dim: checkpoint 16, config 8'):
     checkpoint.restore(mgr, 0, target, other)
 

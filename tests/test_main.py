@@ -107,3 +107,34 @@ def test_bad_config_is_a_short_clear_error(tmp_path, override, message):
   assert run.returncode != 0
   assert message in run.stderr
   assert 'Traceback' not in run.stderr
+
+
+def test_a_bad_track_file_is_one_line_with_file_and_line(tmp_path):
+  bad = tmp_path / 'mine.txt'
+  bad.write_text('0 1 1.0 2.0\n10 1 1.5 oops\n')
+  run = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'trajcross_jax.main',
+      '--config',
+      'configs/custom.py',
+      f'--workdir={tmp_path / "w"}',
+      f'--config.data.data_dir={tmp_path / "tfds"}',
+      f'--config.data.files={bad}',
+      '--mode=prepare',
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert run.returncode != 0
+  assert f"error: {bad}:2: y 'oops' is not a number" in run.stderr
+  assert 'Traceback' not in run.stderr
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+  run = _main(tmp_path / 'w', tmp_path / 'tfds', '--mode=eval', check=False)
+  assert run.returncode != 0
+  assert 'error: no checkpoint in' in run.stderr and 'Traceback' not in run.stderr

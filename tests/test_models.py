@@ -8,12 +8,16 @@ import pytest
 
 from configs import test as test_config
 from trajcross_jax.data import render
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
 from trajcross_jax.models import inputs
 from trajcross_jax.models.discriminator import Discriminator
 from trajcross_jax.models.image import WCNN, ImageEncoder
 from trajcross_jax.models.shape import StridedConv
 from trajcross_jax.models.trajectory import TrajectoryEncoder
+
+# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
+FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
 
 def _trajectories(b=3, m=20, seed=0):
@@ -129,7 +133,7 @@ def test_discriminator_outputs_one_logit_per_row():
 
 def test_trajcross_embeddings_are_unit_and_paired_shapes():
   config = test_config.get_config()
-  method = get_method(config)
+  method = get_method(config, FRAME)
   traj = _trajectories(4)
   image, box = _images(traj)
   batch = {'trajectory': traj, 'image': image, 'box': box}

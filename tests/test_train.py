@@ -9,11 +9,15 @@ import pytest
 
 from configs import test as test_config
 from trajcross_jax import losses, parallel, train
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
+
+# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
+FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
 
 def _setup(config, batch):
-  method = get_method(config)
+  method = get_method(config, FRAME)
   tx = method.optimizer(100)
   state = train.create_train_state(method, tx, jax.random.key(0), batch)
   return method, tx, state
@@ -91,7 +95,7 @@ def test_a_step_with_redrawn_images_is_finite(tiny_batch):
 def test_two_devices_equal_one_device(tiny_batch, redraw):
   assert jax.device_count() >= 2, 'conftest forces 2 host devices'
   config = test_config.get_config()
-  method = get_method(config)
+  method = get_method(config, FRAME)
   tx = method.optimizer(100)
   results = []
   for devices in (jax.devices()[:1], jax.devices()[:2]):

@@ -9,13 +9,17 @@ from flax import traverse_util
 from configs import default
 from configs import test as test_config
 from trajcross_jax import evaluate, train
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
+
+# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
+FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
 VARIANTS = ('nogan', 'noxy', 'onlytraj', 'trajcnn')
 
 
 def _param_paths(config, batch):
-  params, _ = get_method(config).init(jax.random.key(0), batch)
+  params, _ = get_method(config, FRAME).init(jax.random.key(0), batch)
   return set(traverse_util.flatten_dict(params, sep='/'))
 
 

@@ -1,7 +1,8 @@
-"""Checkpoints through orbax, behind three functions, so an orbax API change touches one file.
+"""Checkpoints through orbax, behind a few functions, so an orbax API change touches one file.
 
 A checkpoint holds the train state (step, params, optimiser state, the method's extra state)
-and a JSON record of the config that made it and of the data position.
+and a JSON record of the config that made it, the scene frame it was trained in
+(data/normalisation.py) and the data position.
 """
 
 import json
@@ -11,9 +12,16 @@ import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
 
-# The config sections that decide the shapes and meaning of a checkpoint; a restore under a
-# config that differs in any of them is refused (train and eval settings may change freely).
-IDENTITY_SECTIONS = ('method', 'model', 'data')
+# What decides a checkpoint's shapes and meaning. Evaluating, embedding or searching with a
+# checkpoint needs only these to agree, so a model can be evaluated on any other dataset.
+MODEL_SECTIONS = ('method', 'model')
+MODEL_DATA_FIELDS = ('window_length',)
+# Where the data lives and how fast it is read: part of no identity, so a run can move.
+LOCATION_FIELDS = ('data_dir', 'manual_dir', 'in_memory', 'num_threads', 'download')
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint was made with another method, model or dataset than the config names."""
 
 
 def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
@@ -26,10 +34,25 @@ def manager(workdir: str, keep: int = 3) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(directory, options=options, item_names=('state', 'meta'))
 
 
-def identity(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The part of a config that a checkpoint must agree with, as plain JSON values."""
+def identity(config: ml_collections.ConfigDict, training: bool = True) -> dict[str, Any]:
+  """The part of a config that a checkpoint must agree with, as plain JSON values.
+
+  Training (resuming) must agree on the method, the model and the dataset (but not on where it
+  lives); any other use of a checkpoint only on the method, the model and the window length.
+  Checkpoints record the training identity.
+  """
   plain = json.loads(config.to_json_best_effort())
-  return {k: plain[k] for k in IDENTITY_SECTIONS}
+  record = {k: plain[k] for k in MODEL_SECTIONS}
+  if training:
+    record['data'] = {k: v for k, v in plain['data'].items() if k not in LOCATION_FIELDS}
+  else:
+    record['data'] = {k: plain['data'][k] for k in MODEL_DATA_FIELDS}
+  return record
+
+
+def read_meta(mgr: ocp.CheckpointManager, step: int) -> dict[str, Any]:
+  """The JSON record saved with the checkpoint at `step`."""
+  return mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
 
 
 def save(mgr: ocp.CheckpointManager, step: int, state, meta: dict[str, Any]) -> None:
@@ -40,18 +63,21 @@ def save(mgr: ocp.CheckpointManager, step: int, state, meta: dict[str, Any]) -> 
   mgr.wait_until_finished()
 
 
-def restore(mgr: ocp.CheckpointManager, step: int, abstract_state, config) -> tuple[Any, dict]:
+def restore(
+  mgr: ocp.CheckpointManager, step: int, abstract_state, config, training: bool = True
+) -> tuple[Any, dict]:
   """Restores the state at `step` into the structure and shardings of `abstract_state`.
 
   Raises ValueError, naming the differing fields, if the checkpoint was made with another
-  method, model or data config.
+  method or model (or, when `training`, another dataset: see `identity`).
   """
-  meta = mgr.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))['meta']
-  expected = identity(config)
-  if meta.get('config') != expected:
-    raise ValueError(
+  meta = read_meta(mgr, step)
+  expected = identity(config, training)
+  saved = _project(meta.get('config'), expected)
+  if saved != expected:
+    raise CheckpointMismatchError(
       f'the checkpoint at step {step} in {mgr.directory} was made with another config: '
-      + _describe_difference(meta.get('config'), expected)
+      + _describe_difference(saved, expected)
     )
   restored = mgr.restore(
     step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
@@ -59,11 +85,26 @@ def restore(mgr: ocp.CheckpointManager, step: int, abstract_state, config) -> tu
   return restored['state'], meta
 
 
+def _project(saved: dict | None, expected: dict) -> dict | None:
+  """The saved identity cut to the data fields that `expected` compares.
+
+  Older records also hold the location fields, which no identity compares.
+  """
+  if not isinstance(saved, dict):
+    return None
+  out = {section: saved.get(section) for section in expected}
+  if isinstance(out['data'], dict):
+    out['data'] = {k: v for k, v in out['data'].items() if k not in LOCATION_FIELDS}
+    if set(expected['data']) == set(MODEL_DATA_FIELDS):
+      out['data'] = {k: out['data'].get(k) for k in MODEL_DATA_FIELDS}
+  return out
+
+
 def _describe_difference(saved: dict | None, expected: dict) -> str:
   if saved is None:
     return 'it records no config'
   diffs = []
-  for section in IDENTITY_SECTIONS:
+  for section in expected:
     sa, sb = saved.get(section), expected[section]
     if isinstance(sa, dict) and isinstance(sb, dict):
       for key in sorted(set(sa) | set(sb)):

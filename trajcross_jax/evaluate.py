@@ -19,6 +19,7 @@ from etils import epath
 
 from trajcross_jax import checkpoint, parallel
 from trajcross_jax.data import pipeline
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import Method, get_method
 
 TOP_K = (1, 5, 10, 15)
@@ -109,7 +110,12 @@ def evaluate_state(method, params, extra, source, config, mesh) -> dict[str, Any
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Restores a checkpoint of `workdir` (the latest, or config.eval.step), writes results.json."""
+  """Restores a checkpoint of `workdir` (the latest, or config.eval.step), writes results.json.
+
+  The checkpoint may be evaluated on any dataset whose windows have its length: the dataset
+  `config.data` names, read in the checkpoint's own scene frame or in that dataset's
+  (`config.eval.normalisation`, 'train' or 'target').
+  """
   from trajcross_jax import train  # The state's structure lives with training.
 
   mgr = checkpoint.manager(workdir, config.train.keep_checkpoints)
@@ -122,13 +128,19 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   builder = parallel.chief_first(pipeline.prepare, config.data)
   source = pipeline.run_split(builder, config.eval.split, config.data)
   mesh = parallel.make_mesh()
-  method = get_method(config)
+  frame = scene_frame(checkpoint.read_meta(mgr, step), builder, config.eval.normalisation)
+  method = get_method(config, frame)
   tx = method.optimizer(train.total_steps(config, builder.info.splits['train'].num_examples))
   # Parameter and optimiser shapes do not depend on the batch, so a test batch will do.
   example = train.example_batch(source, config.train.batch_size)
   target = train.abstract_state(method, tx, config, mesh, example)
-  state, _ = checkpoint.restore(mgr, step, target, config)
-  results = {'step': int(step), 'split': config.eval.split}
+  state, _ = checkpoint.restore(mgr, step, target, config, training=False)
+  results = {
+    'step': int(step),
+    'split': config.eval.split,
+    'dataset': builder.info.full_name,
+    'normalisation': {'frame': config.eval.normalisation, **frame.to_json()},
+  }
   results.update(evaluate_state(method, state.params, state.extra, source, config, mesh))
   if parallel.is_chief():
     path = epath.Path(workdir) / RESULTS_FILE
@@ -138,11 +150,24 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   return results
 
 
+def scene_frame(meta: dict[str, Any], builder, which: str) -> Normalisation:
+  """The frame to read the evaluated data in: the checkpoint's ('train') or the data's own."""
+  if which == 'target':
+    return pipeline.normalisation(builder)
+  if 'normalisation' not in meta:
+    raise ValueError(
+      'the checkpoint records no scene frame (it was made before frames were stored): '
+      'evaluate with --config.eval.normalisation=target, or retrain'
+    )
+  return Normalisation.from_json(meta['normalisation'])
+
+
 def format_table(results: dict[str, Any]) -> str:
   """A plain-text table of the headline numbers, both directions."""
   cols = ('top@1', 'top@5', 'top@10', 'mean_rank', 'median_rank', 'mrr')
   lines = [
-    f'step {results["step"]}, {results["num_test"]} {results.get("split", "test")} pairs',
+    f'step {results["step"]}, {results["num_test"]} {results.get("split", "test")} pairs of '
+    f'{results.get("dataset", "?")}',
     'direction ' + ' '.join(f'{c:>11}' for c in cols),
   ]
   for name in ('traj2img', 'img2traj'):

@@ -11,8 +11,8 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from trajcross_jax import evaluate, parallel, train, validation
-from trajcross_jax.data import pipeline, preview
+from trajcross_jax import checkpoint, evaluate, parallel, train, validation
+from trajcross_jax.data import builder, custom, pipeline, preview, readers
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
@@ -21,6 +21,16 @@ flags.DEFINE_enum(
   'mode', 'train_and_eval', ['train_and_eval', 'train', 'eval', 'prepare', 'preview'], 'What to do.'
 )
 flags.mark_flags_as_required(['config', 'workdir'])
+
+# Errors about the user's input (files, downloads, workdirs): one line on the command line, with
+# the file and line where there is one, instead of a traceback.
+USER_ERRORS = (
+  readers.TrackFileError,
+  custom.CustomDataError,
+  builder.DownloadError,
+  checkpoint.CheckpointMismatchError,
+  FileNotFoundError,
+)
 
 
 def _quiet_orbax(record) -> bool:
@@ -58,20 +68,28 @@ def main(argv):
   )
   if not parallel.is_chief():  # Process 0 logs for all; the others only warn and fail.
     logging.set_verbosity(logging.WARNING)
-  if FLAGS.mode == 'prepare':
-    builder = parallel.chief_first(pipeline.prepare, config.data)
-    logging.info('Dataset %s is ready in %s', builder.info.full_name, builder.data_dir)
+  try:
+    run(config, FLAGS.mode, FLAGS.workdir)
+  except USER_ERRORS as e:
+    sys.exit(f'error: {e}')
+
+
+def run(config, mode: str, workdir: str) -> None:
+  """Does what `mode` names."""
+  if mode == 'prepare':
+    dataset = parallel.chief_first(pipeline.prepare, config.data)
+    logging.info('Dataset %s is ready in %s', dataset.info.full_name, dataset.data_dir)
     if parallel.is_chief():
-      print(f'Dataset {builder.info.full_name} written to {builder.data_dir}')
-  elif FLAGS.mode == 'preview':
+      print(f'Dataset {dataset.info.full_name} written to {dataset.data_dir}')
+  elif mode == 'preview':
     if parallel.is_chief():
-      path = preview.write_preview(config.data, FLAGS.workdir)
+      path = preview.write_preview(config.data, workdir)
       print(f'Preview written to {path}')
   else:
-    if FLAGS.mode in ('train', 'train_and_eval'):
-      train.train(config, FLAGS.workdir)
-    if FLAGS.mode in ('eval', 'train_and_eval'):
-      evaluate.evaluate(config, FLAGS.workdir)
+    if mode in ('train', 'train_and_eval'):
+      train.train(config, workdir)
+    if mode in ('eval', 'train_and_eval'):
+      evaluate.evaluate(config, workdir)
 
 
 if __name__ == '__main__':

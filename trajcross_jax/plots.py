@@ -64,14 +64,20 @@ def pair_grid(examples: dict[str, np.ndarray], out_png: epath.PathLike, columns:
     ax.tick_params(labelsize=6)
     ax.set_xticks([x_left, x_right])
     ax.set_yticks([y_bottom, y_top])
-    ax.set_xlabel(f'x [{x_left:.2f}, {x_right:.2f}] m', fontsize=7)
-    ax.set_ylabel(f'y [{y_bottom:.2f}, {y_top:.2f}] m', fontsize=7)
+    xlabel = f'x [{x_left:.2f}, {x_right:.2f}] m'
+    ylabel = f'y [{y_bottom:.2f}, {y_top:.2f}] m'
+    if 'box_lonlat' in examples:  # [lon_left, lat_top, lon_right, lat_bottom] degrees.
+      lon_left, lat_top, lon_right, lat_bottom = examples['box_lonlat'][i]
+      xlabel += f'\nlon [{lon_left:.6f}, {lon_right:.6f}]'
+      ylabel += f'\nlat [{lat_bottom:.6f}, {lat_top:.6f}]'
+    ax.set_xlabel(xlabel, fontsize=7)
+    ax.set_ylabel(ylabel, fontsize=7)
     if 'source' in examples:
       source = examples['source'][i]
       source = source.decode() if isinstance(source, bytes) else source
-      ax.set_title(
-        f'{source} ped {examples["ped_id"][i]} frame {examples["start_frame"][i]}', fontsize=7
-      )
+      track = examples['track_id'][i] if 'track_id' in examples else examples['ped_id'][i]
+      track = track.decode() if isinstance(track, bytes) else track
+      ax.set_title(f'{source} track {track} frame {examples["start_frame"][i]}', fontsize=7)
   fig.tight_layout()
   with epath.Path(out_png).open('wb') as f:
     fig.savefig(f, dpi=100)

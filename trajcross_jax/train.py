@@ -127,7 +127,10 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   num_steps = total_steps(config, len(source))
   per_epoch = len(source) // batch_size
 
-  method = get_method(config)
+  # The scene frame of the training data: positions are read in it, and it travels with the
+  # checkpoints so that any later use of the model reads positions the same way.
+  frame = pipeline.normalisation(builder)
+  method = get_method(config, frame)
   tx = method.optimizer(num_steps)
   example = example_batch(source, batch_size)
   mgr = checkpoint.manager(str(workdir), config.train.keep_checkpoints)
@@ -138,7 +141,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     target = abstract_state(method, tx, config, mesh, example)
     state, _ = checkpoint.restore(mgr, latest, target, config)
     logging.info('Resumed from the checkpoint at step %d of %d', latest, num_steps)
-  meta = {'config': checkpoint.identity(config), 'total_steps': num_steps}
+  meta = {
+    'config': checkpoint.identity(config),
+    'total_steps': num_steps,
+    'normalisation': frame.to_json(),
+    'dataset': builder.info.full_name,
+  }
   if latest is None:
     fitted = method.fit(state.params, state.extra, source)
     if fitted is not None:

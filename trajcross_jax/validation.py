@@ -2,22 +2,22 @@
 
 import ml_collections
 
-from trajcross_jax.data.builder import TrajcrossConfig
+from trajcross_jax.data import pipeline
+from trajcross_jax.data.builder import SOURCES, TrajcrossConfig
+from trajcross_jax.data.normalisation import UNIT
 from trajcross_jax.methods import METHODS, get_method
 from trajcross_jax.models.trajectory import SHAPE_BRANCHES
 
-DATASETS = ('univ', 'synthetic')
+DATASETS = SOURCES
 SPLITS = ('test', 'validation')
+NORMALISATIONS = ('train', 'target')
 
 # Fields that must be positive numbers.
 _POSITIVE = (
   'data.window_length',
   'data.stride',
-  'data.train_size',
-  'data.test_size',
   'data.num_threads',
   'model.branch_dim',
-  'model.coord_scale',
   'model.image_shape_pool',
   'train.batch_size',
   'train.num_epochs',
@@ -58,7 +58,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
       raise ValueError(f'config.{field}={value!r}: must be a non-negative number')
-  if config.data.train_size < config.train.batch_size:
+  # 'custom' takes every window of its pools with size 0; the protocol's datasets draw n >= 1.
+  least = 0 if config.data.name == 'custom' else 1
+  for field in ('train_size', 'test_size'):
+    value = config.data[field]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+      raise ValueError(f'config.data.{field}={value!r}: must be an integer >= {least}')
+  if config.data.name == 'custom':
+    if 'files' not in config.data:
+      raise ValueError("config.data.name='custom' needs the fields of configs/custom.py: use it")
+    pipeline.custom_options(config.data)  # Raises custom.CustomDataError, naming the field.
+    if not config.data.files:
+      raise ValueError('config.data.files is empty: name your recordings (a path or a glob)')
+  if 0 < config.data.train_size < config.train.batch_size:
     raise ValueError(
       f'config.train.batch_size={config.train.batch_size} is larger than '
       f'config.data.train_size={config.data.train_size}'
@@ -73,11 +85,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "config.eval.split='validation' needs config.data.validation_fraction > 0 (the share of "
       'training pedestrians held out)'
     )
+  if config.eval.normalisation not in NORMALISATIONS:
+    raise ValueError(
+      f'config.eval.normalisation={config.eval.normalisation!r}: must be one of {NORMALISATIONS}'
+    )
   image_size = TrajcrossConfig.image_size
   if image_size % config.model.image_shape_pool:
     raise ValueError(
       f'config.model.image_shape_pool={config.model.image_shape_pool}: must divide the '
       f'{image_size}-pixel image'
     )
-  # A method checks its own fields (for example a baseline's options) when it is built.
-  get_method(config)
+  # A method checks its own fields (for example a baseline's options) when it is built; the
+  # scene frame comes from the data later, any frame will do for the check.
+  get_method(config, UNIT)

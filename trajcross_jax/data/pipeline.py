@@ -17,6 +17,8 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from trajcross_jax.data import builder as builder_lib
+from trajcross_jax.data import custom, geo
+from trajcross_jax.data import normalisation as normalisation_lib
 
 # The features the models consume; the others (source, ped_id, ...) trace an example back.
 MODEL_FEATURES = ('trajectory', 'image', 'box')
@@ -65,15 +67,58 @@ class StreamingSource:
 
 def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
   """The tfds builder for the dataset that `config.data` names."""
-  return builder_lib.make_builder(
-    data.name,
-    data.data_dir,
+  common = dict(
     seed=data.seed,
     window_length=data.window_length,
     stride=data.stride,
     train_size=data.train_size,
     test_size=data.test_size,
   )
+  if data.name == 'custom':
+    config = builder_lib.custom_config(data.files, custom_options(data), **common)
+    return builder_lib.Trajcross(config=config, data_dir=data.data_dir)
+  if data.name == 'synthetic':
+    common.update(plaza=tuple(data.plaza), origin=tuple(data.origin))
+  return builder_lib.make_builder(data.name, data.data_dir, univ_download=data.download, **common)
+
+
+def custom_options(data: ml_collections.ConfigDict) -> custom.Options:
+  """How to read the user's recordings, from configs/custom.py's fields."""
+  return custom.Options(
+    format=data.format,
+    columns=tuple(sorted(dict(data.columns).items())),
+    delimiter=data.delimiter,
+    track_property=data.track_property,
+    time_property=data.time_property,
+    projection=data.projection,
+    resample=data.resample,
+    time_step=data.time_step,
+    spacing=data.spacing,
+    max_gap=data.max_gap,
+    split_by=data.split_by,
+    test_fraction=data.test_fraction,
+    test_files=tuple(data.test_files),
+    on_bad_row=data.on_bad_row,
+  )
+
+
+def normalisation(builder: tfds.core.DatasetBuilder) -> normalisation_lib.Normalisation:
+  """The scene frame a prepared dataset stored: its training split's centre and scale."""
+  record = (
+    builder.info.metadata.get(normalisation_lib.METADATA_KEY) if builder.info.metadata else None
+  )
+  if record is None:
+    raise ValueError(
+      f'{builder.info.full_name} in {builder.data_dir} records no scene frame (built by an older '
+      'version): delete that directory to rebuild it'
+    )
+  return normalisation_lib.Normalisation.from_json(record)
+
+
+def projection(builder: tfds.core.DatasetBuilder) -> geo.Projection | None:
+  """The lon/lat projection of a prepared dataset, or None when its data came in metres."""
+  record = builder.info.metadata.get('projection') if builder.info.metadata else None
+  return None if record is None else geo.Projection.from_json(record)
 
 
 def prepare(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:

@@ -22,6 +22,7 @@ def simulate_tracks(
   *,
   source: str = SOURCE,
   plaza: tuple[float, float] = (16.0, 14.0),
+  origin: tuple[float, float] = (0.0, 0.0),
   mean_speed: float = 1.3,
   speed_spread: float = 0.25,
   heading_drift: float = 0.08,
@@ -37,7 +38,8 @@ def simulate_tracks(
     seed: simulator seed.
     num_tracks: number of pedestrians; their ped_ids are 1..num_tracks.
     source: the tracks' recording name.
-    plaza: (width, height) in metres of the walkable square, lower-left corner at the origin.
+    plaza: (width, height) in metres of the walkable rectangle.
+    origin: (x, y) in metres of the plaza's lower-left corner: the same walks, elsewhere.
     mean_speed: mean preferred walking speed, m/s.
     speed_spread: standard deviation of the preferred speed across pedestrians, m/s.
     heading_drift: standard deviation of the heading's change per row, radians.
@@ -81,6 +83,7 @@ def simulate_tracks(
     heading = np.where(below[:, 0] | above[:, 0], np.pi - heading, heading)
     heading = np.where(below[:, 1] | above[:, 1], -heading, heading)
   xy += rng.normal(0, position_noise, xy.shape)
+  xy += np.asarray(origin, np.float64)  # After all draws, so only the place changes.
 
   first_frames = FRAME_STEP * rng.integers(0, 5000, num_tracks)
   return [

@@ -1,4 +1,4 @@
-"""Reading pedestrian tracks from `frame ped x y` text files (PROTOCOL.md section 1).
+"""Gap-free pedestrian tracks, and the `frame ped x y` files of PROTOCOL.md section 1.
 
 A track is the rows of one (file, ped_id), sorted by frame. A file's usual frame step is the most
 common frame difference between consecutive rows of a track (10 frames = 0.4 s for univ). A step
@@ -9,12 +9,12 @@ have no gaps; the rule matters for other recordings and for hand-made test files
 
 import collections
 import dataclasses
-import math
 
 import numpy as np
 from etils import epath
 
-_COLUMNS = 4  # frame, ped, x, y
+from trajcross_jax.data import readers
+from trajcross_jax.data.readers import TrackFileError  # noqa: F401  Raised by read_tracks.
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # eq=False: arrays have no single truth value.
@@ -37,12 +37,8 @@ class Track:
     return len(self.frames)
 
 
-class TrackFileError(ValueError):
-  """A track file is missing, empty or malformed; the message names the file and line."""
-
-
 def read_tracks(path: epath.PathLike, source: str | None = None) -> list[Track]:
-  """Reads one `frame ped x y` file (tab- or space-separated) into tracks.
+  """Reads one `frame ped x y` file (tab- or space-separated) into gap-free tracks.
 
   Args:
     path: the file.
@@ -57,34 +53,25 @@ def read_tracks(path: epath.PathLike, source: str | None = None) -> list[Track]:
     TrackFileError: the file is missing or has no rows, or a row has the wrong number of columns,
       a non-number, a NaN or infinity, a non-integer frame or ped id, or repeats a (frame, ped).
   """
-  path = epath.Path(path)
-  try:
-    text = path.read_text()
-  except FileNotFoundError as e:
-    raise TrackFileError(f'{path}: no such track file') from e
-  except (OSError, UnicodeDecodeError) as e:
-    raise TrackFileError(f'{path}: cannot read the track file: {e}') from e
-  line_numbers, rows = _parse_rows(path, text)
-  frames, peds = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64)
-
-  # Sort by (ped, frame), keeping file order among equal keys so duplicates report in order.
-  order = np.lexsort((frames, peds))
-  frames, peds, xy, line_numbers = frames[order], peds[order], rows[order, 2:], line_numbers[order]
-  same_ped = peds[1:] == peds[:-1]
-  steps = np.diff(frames)
-  duplicates = np.flatnonzero(same_ped & (steps == 0))
-  if duplicates.size:
-    i = duplicates[0]
-    raise TrackFileError(
-      f'{path}:{line_numbers[i + 1]}: duplicate row for frame {frames[i]}, ped {peds[i]} '
-      f'(first at line {line_numbers[i]})'
+  raws = readers.read_text(path, source=source)
+  step = usual_frame_step(np.concatenate([np.diff(raw.times) for raw in raws]).astype(np.int64))
+  return [
+    piece
+    for raw in raws
+    for piece in split_at_frame_gaps(
+      raw.source, int(raw.track_id), raw.times.astype(np.int64), raw.coords, step
     )
+  ]
 
-  step = usual_frame_step(steps[same_ped])
-  starts = np.flatnonzero(~same_ped | (steps != step)) + 1
+
+def split_at_frame_gaps(
+  source: str, ped_id: int, frames: np.ndarray, xy: np.ndarray, step: int | None
+) -> list[Track]:
+  """One pedestrian's points (sorted by frame) as gap-free tracks: cut where the step != `step`."""
+  starts = np.flatnonzero(np.diff(frames) != step) + 1
   bounds = np.concatenate([[0], starts, [len(frames)]])
   return [
-    Track(source=source or path.stem, ped_id=int(peds[a]), frames=frames[a:b], xy=xy[a:b])
+    Track(source=source, ped_id=ped_id, frames=frames[a:b], xy=xy[a:b])
     for a, b in zip(bounds[:-1], bounds[1:], strict=True)
   ]
 
@@ -95,32 +82,3 @@ def usual_frame_step(steps: np.ndarray) -> int | None:
   if not counts:
     return None
   return min(counts, key=lambda s: (-counts[s], s))
-
-
-def _parse_rows(path: epath.Path, text: str) -> tuple[np.ndarray, np.ndarray]:
-  """Parses the non-blank lines into (1-based line numbers (n,), float64 rows (n, 4))."""
-  line_numbers, rows = [], []
-  for line_number, line in enumerate(text.splitlines(), start=1):
-    fields = line.split()
-    if not fields:
-      continue
-    if len(fields) != _COLUMNS:
-      raise TrackFileError(
-        f'{path}:{line_number}: expected {_COLUMNS} columns (frame ped x y), got {len(fields)}'
-      )
-    row = []
-    for name, field in zip(('frame', 'ped', 'x', 'y'), fields, strict=True):
-      try:
-        value = float(field)
-      except ValueError:
-        raise TrackFileError(f'{path}:{line_number}: {name} {field!r} is not a number') from None
-      if not math.isfinite(value):
-        raise TrackFileError(f'{path}:{line_number}: {name} is {field!r}, not a finite number')
-      if name in ('frame', 'ped') and value != int(value):
-        raise TrackFileError(f'{path}:{line_number}: {name} {field!r} is not an integer')
-      row.append(value)
-    line_numbers.append(line_number)
-    rows.append(row)
-  if not rows:
-    raise TrackFileError(f'{path}: the file has no rows')
-  return np.asarray(line_numbers), np.asarray(rows, dtype=np.float64)

@@ -2,6 +2,7 @@
 
 import ml_collections
 
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.acmr import ACMR
 from trajcross_jax.methods.base import Method
 from trajcross_jax.methods.cca import CCA
@@ -22,8 +23,12 @@ METHODS = {
 }
 
 
-def get_method(config: ml_collections.ConfigDict) -> Method:
-  """Builds the method that `config.method` names."""
+def get_method(config: ml_collections.ConfigDict, normalisation: Normalisation) -> Method:
+  """Builds the method that `config.method` names, reading positions in `normalisation`.
+
+  The scene frame comes from the data (a dataset's metadata, or the checkpoint that a model was
+  trained with): see trajcross_jax.data.normalisation.
+  """
   if config.method not in METHODS:
     raise ValueError(f'config.method={config.method!r} is not one of {sorted(METHODS)}')
-  return METHODS[config.method](config.model, config.train)
+  return METHODS[config.method](config.model, config.train, normalisation)

@@ -6,6 +6,7 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.base import Batch, Method, PyTree, by_player, encoder_optimizer
 from trajcross_jax.models import baselines
 from trajcross_jax.models.discriminator import Discriminator
@@ -64,11 +65,16 @@ class ACMR(Method):
   `optimizer` was built with (train() and evaluate() build it before any loss).
   """
 
-  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+  def __init__(
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+  ):
     self.model = model
     self.train = train
-    self.center = tuple(model.coord_center)
-    self.scale = model.coord_scale
+    self.center = normalisation.center
+    self.scale = normalisation.scale
     layers = (*model.acmr_hidden, model.embed_dim)
     self.trajectory_projector = baselines.MLP(layers)
     self.image_projector = baselines.MLP(layers)

@@ -10,6 +10,7 @@ import numpy as np
 import optax
 
 from trajcross_jax import losses
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.base import Batch, Method, PyTree
 from trajcross_jax.models import baselines
 
@@ -70,13 +71,18 @@ class CCA(Method):
   canonical pairs of their correlation within the batch.
   """
 
-  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+  def __init__(
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+  ):
     if model.cca_score not in SCORES:
       raise ValueError(f'config.model.cca_score={model.cca_score!r}: must be one of {SCORES}')
     self.model = model
     self.train = train
-    self.center = tuple(model.coord_center)
-    self.scale = model.coord_scale
+    self.center = normalisation.center
+    self.scale = normalisation.scale
 
   def trajectory_features(self, trajectory: jax.Array) -> jax.Array:
     return baselines.flat_trajectory(trajectory, self.center, self.scale)

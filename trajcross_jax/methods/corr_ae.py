@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.base import Batch, Method, PyTree, encoder_optimizer
 from trajcross_jax.models import baselines
 
@@ -58,13 +59,17 @@ class CorrAE(Method):
   """
 
   def __init__(
-    self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict, cross: bool = False
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+    cross: bool = False,
   ):
     self.model = model
     self.train = train
     self.cross = cross
-    self.center = tuple(model.coord_center)
-    self.scale = model.coord_scale
+    self.center = normalisation.center
+    self.scale = normalisation.scale
     hidden = tuple(model.ae_hidden)
     self.encoders = {
       'trajectory': baselines.MLP((*hidden, model.code_dim)),
@@ -134,5 +139,10 @@ class CorrAE(Method):
 class CorrCrossAE(CorrAE):
   """Corr-Cross-AE: CorrAE with each modality reconstructed from the other's code."""
 
-  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
-    super().__init__(model, train, cross=True)
+  def __init__(
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+  ):
+    super().__init__(model, train, normalisation, cross=True)

@@ -5,6 +5,7 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.base import Batch, Method, PyTree, encoder_optimizer
 from trajcross_jax.models import baselines, inputs
 
@@ -23,10 +24,15 @@ class DBRLM(Method):
   log-likelihood of both (losses.infonce with a fixed scale gamma = `train.dbrlm_gamma`).
   """
 
-  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+  def __init__(
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+  ):
     self.model = model
     self.train = train
-    common = dict(coord_center=tuple(model.coord_center), coord_scale=model.coord_scale)
+    common = dict(coord_center=normalisation.center, coord_scale=normalisation.scale)
     self.trajectory_encoder = baselines.PointSequenceCNN(
       point_embed=model.point_embed,
       heights=tuple(model.traj_conv_heights),

@@ -6,6 +6,7 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.base import Batch, Method, PyTree, encoder_optimizer
 from trajcross_jax.models import baselines, inputs
 
@@ -54,7 +55,12 @@ class MoCo(Method):
   it is given, so the contract (new extra from loss's aux) gives exactly that order, no lag.
   """
 
-  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+  def __init__(
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+  ):
     self.model = model
     self.train = train
     self.encoder = baselines.ImageBoxCNN(
@@ -62,8 +68,8 @@ class MoCo(Method):
       hidden=model.branch_dim,
       box_embed=model.box_embed,
       out_dim=model.embed_dim,
-      coord_center=tuple(model.coord_center),
-      coord_scale=model.coord_scale,
+      coord_center=normalisation.center,
+      coord_scale=normalisation.scale,
     )
 
   def trajectory_picture(self, trajectory: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -6,6 +6,7 @@ import ml_collections
 import optax
 
 from trajcross_jax import losses
+from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods.base import Batch, Method, PyTree, by_player, encoder_optimizer
 from trajcross_jax.models.discriminator import Discriminator
 from trajcross_jax.models.image import ImageEncoder
@@ -25,12 +26,17 @@ class TrajCross(Method):
   classifier, no adversarial loss.
   """
 
-  def __init__(self, model: ml_collections.ConfigDict, train: ml_collections.ConfigDict):
+  def __init__(
+    self,
+    model: ml_collections.ConfigDict,
+    train: ml_collections.ConfigDict,
+    normalisation: Normalisation,
+  ):
     self.model = model
     self.train = train
     common = dict(
-      coord_center=tuple(model.coord_center),
-      coord_scale=model.coord_scale,
+      coord_center=normalisation.center,
+      coord_scale=normalisation.scale,
       coord_channels=model.coord_channels,
       shape_channels=tuple(model.shape_channels),
       branch_dim=model.branch_dim,

@@ -68,8 +68,9 @@ class ImageBoxCNN(nn.Module):
   hidden: int = 128
   box_embed: int = 64
   out_dim: int = 128
-  coord_center: tuple[float, float] = (8.0, 7.0)
-  coord_scale: float = 8.0
+  # The scene frame (data/normalisation.py); methods set it from the training data.
+  coord_center: tuple[float, float] = (0.0, 0.0)
+  coord_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
@@ -92,8 +93,9 @@ class PointSequenceCNN(nn.Module):
   heights: Sequence[int] = (2, 3, 4, 5)
   features: int = 64
   out_dim: int = 128
-  coord_center: tuple[float, float] = (8.0, 7.0)
-  coord_scale: float = 8.0
+  # The scene frame (data/normalisation.py); methods set it from the training data.
+  coord_center: tuple[float, float] = (0.0, 0.0)
+  coord_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact

@@ -61,8 +61,9 @@ class ImageEncoder(nn.Module):
   use_box: bool = True
   coord_channels: bool = False
   shape_pool: int = 1
-  coord_center: tuple[float, float] = (8.0, 7.0)
-  coord_scale: float = 8.0
+  # The scene frame (data/normalisation.py); methods set it from the training data.
+  coord_center: tuple[float, float] = (0.0, 0.0)
+  coord_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact

@@ -35,8 +35,9 @@ class TrajectoryEncoder(nn.Module):
   raster_margin: float = 1.5
   raster_line_width: float = 2.0
   coord_channels: bool = False
-  coord_center: tuple[float, float] = (8.0, 7.0)
-  coord_scale: float = 8.0
+  # The scene frame (data/normalisation.py); methods set it from the training data.
+  coord_center: tuple[float, float] = (0.0, 0.0)
+  coord_scale: float = 1.0
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
