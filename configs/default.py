@@ -81,4 +81,33 @@ def get_config() -> ml_collections.ConfigDict:
   # The scene frame in which a checkpoint reads the evaluated dataset: 'train' (the frame it was
   # trained in) or 'target' (the evaluated dataset's own). README: "Another scene".
   config.eval.normalisation = 'train'
+
+  # Search (README "Search"): embed a gallery, index it, query it.
+  config.embed = embed = ml_collections.ConfigDict()
+  embed.split = 'test'  # The gallery: this split of config.data ('train', 'test', 'validation').
+  embed.dir = ''  # The embedding directory; '': WORKDIR/galleries/<dataset config>-<split>.
+  embed.shard_size = 100_000  # Items per shard.
+  embed.dtype = 'float32'  # Stored embeddings: 'float32' or 'float16'.
+  embed.modalities = ('trajectory', 'image')  # Which towers to run over the gallery.
+  embed.batch_size = 1024  # Items per jitted call.
+
+  config.index = index = ml_collections.ConfigDict()
+  index.dir = ''  # The embedding directory to index; '': embed.dir's.
+  index.modality = (
+    'image'  # What the index holds: 'image' (for trajectory queries) or 'trajectory'.
+  )
+  index.kind = 'exact'  # 'exact' (blocked matmul + top-k on the device) or 'faiss'.
+  index.factory = ''  # 'faiss': a FAISS factory string; '': chosen under max_memory_mb.
+  index.max_memory_mb = 4096.0  # 'faiss': the index's memory budget.
+  index.num_queries = 1000  # Held-out queries that measure recall@10 against exact search.
+  index.target_recall = 0.95  # 'faiss': raise nprobe / efSearch until recall@10 reaches this.
+
+  config.search = search = ml_collections.ConfigDict()
+  search.index = ''  # An index directory; '': <index.dir>/index-<index.modality>-<index.kind>.
+  search.queries = ''  # A query file: trajectories (.json, or frame ped x y) or images (.csv).
+  search.split = ''  # Without a file: queries from this split of the gallery's dataset ...
+  search.ids = (0, 1, 2, 3)  # ... these items of it.
+  search.k = 10  # Results per query.
+  search.out = ''  # Where results go; '': WORKDIR/search.
+  search.grid = True  # Also draw results.png.
   return config

@@ -41,3 +41,16 @@ def synthetic_data_dir(tmp_path_factory):
   config.data.data_dir = str(tmp_path_factory.mktemp('tfds'))
   pipeline.prepare(config.data)
   return config.data.data_dir
+
+
+@pytest.fixture(scope='session')
+def trained_workdir(tmp_path_factory, synthetic_data_dir):
+  """A workdir holding configs/test.py trained on the tiny synthetic dataset, trained once."""
+  from configs import test as test_config
+  from trajcross_jax import train
+
+  config = test_config.get_config()
+  config.data.data_dir = synthetic_data_dir
+  workdir = tmp_path_factory.mktemp('trained')
+  train.train(config, str(workdir))
+  return str(workdir)

@@ -8,9 +8,12 @@ and a JSON record of the config that made it, the scene frame it was trained in
 import json
 from typing import Any
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 from etils import epath
+
+from trajcross_jax.data.normalisation import Normalisation
 
 # What decides a checkpoint's shapes and meaning. Evaluating, embedding or searching with a
 # checkpoint needs only these to agree, so a model can be evaluated on any other dataset.
@@ -68,21 +71,57 @@ def restore(
 ) -> tuple[Any, dict]:
   """Restores the state at `step` into the structure and shardings of `abstract_state`.
 
-  Raises ValueError, naming the differing fields, if the checkpoint was made with another
-  method or model (or, when `training`, another dataset: see `identity`).
+  Raises CheckpointMismatchError, naming the differing fields, if the checkpoint was made with
+  another method or model (or, when `training`, another dataset: see `identity`).
   """
   meta = read_meta(mgr, step)
-  expected = identity(config, training)
-  saved = _project(meta.get('config'), expected)
-  if saved != expected:
-    raise CheckpointMismatchError(
-      f'the checkpoint at step {step} in {mgr.directory} was made with another config: '
-      + _describe_difference(saved, expected)
-    )
+  check_identity(meta, config, training, f'step {step} in {mgr.directory}')
   restored = mgr.restore(
     step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
   )
   return restored['state'], meta
+
+
+def check_identity(meta: dict[str, Any], config, training: bool, where: str) -> None:
+  """Raises CheckpointMismatchError unless `config` agrees with the checkpoint's record."""
+  expected = identity(config, training)
+  saved = _project(meta.get('config'), expected)
+  if saved != expected:
+    raise CheckpointMismatchError(
+      f'the checkpoint at {where} was made with another config: '
+      + _describe_difference(saved, expected)
+    )
+
+
+def restore_for_inference(
+  mgr: ocp.CheckpointManager, step: int, params_shape, extra_shape, sharding
+) -> tuple[Any, Any]:
+  """Only the parameters and the method's extra state at `step`, placed with `sharding`.
+
+  The optimiser state is never read (orbax partial restore), so embedding needs neither the
+  optimiser nor its memory.
+  """
+  target = jax.tree.map(
+    lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding),
+    {'params': params_shape, 'extra': extra_shape},
+  )
+  args = ocp.args.PyTreeRestore(
+    item=target,
+    restore_args=ocp.checkpoint_utils.construct_restore_args(target),
+    partial_restore=True,
+  )
+  restored = mgr.restore(step, args=ocp.args.Composite(state=args))['state']
+  return restored['params'], restored['extra']
+
+
+def normalisation(meta: dict[str, Any]) -> Normalisation:
+  """The scene frame a checkpoint was trained in."""
+  if 'normalisation' not in meta:
+    raise ValueError(
+      'the checkpoint records no scene frame (it was made before frames were stored): '
+      'evaluate with --config.eval.normalisation=target, or retrain'
+    )
+  return Normalisation.from_json(meta['normalisation'])
 
 
 def _project(saved: dict | None, expected: dict) -> dict | None:

@@ -1,4 +1,4 @@
-"""Evaluation: embed the test split, score every pair, and report top@k and ranks.
+"""Evaluation: embed a split with a Retriever, score every pair, and report top@k and ranks.
 
 PROTOCOL.md section 5, with one deliberate departure: a score tied with the query's own pair
 counts against the query (rank_i = 1 + #{j != i : s_ij >= s_ii}), where the protocol counts
@@ -6,21 +6,18 @@ only strictly higher scores. With float scores ties happen only in degenerate mo
 there the strict count would report a constant-score model as 100% top@1.
 """
 
-import functools
 import json
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 from etils import epath
 
-from trajcross_jax import checkpoint, parallel
+from trajcross_jax import parallel
 from trajcross_jax.data import pipeline
-from trajcross_jax.data.normalisation import Normalisation
-from trajcross_jax.methods import Method, get_method
+from trajcross_jax.retriever import Retriever
 
 TOP_K = (1, 5, 10, 15)
 RESULTS_FILE = 'eval/results.json'
@@ -73,38 +70,24 @@ def retrieval_metrics(
 
 
 def embed_split(
-  method: Method,
-  params,
-  extra,
-  source: pipeline.Source,
-  batch_size: int,
-  mesh: jax.sharding.Mesh,
+  retriever: Retriever, source: pipeline.Source, chunk: int = 4096
 ) -> tuple[np.ndarray, np.ndarray]:
-  """Embeds every example of a split once, across all devices. Returns (z_traj, z_img)."""
-  parallel.check_batch_size(batch_size, mesh, 'eval.batch_size')
-
-  @functools.partial(jax.jit, out_shardings=parallel.replicated(mesh))
-  def embed(params, extra, batch):
-    z_t = method.embed_trajectories(params, extra, batch['trajectory'])
-    z_i = method.embed_images(params, extra, batch['image'], batch['box'])
-    return z_t, z_i, batch['mask']
-
+  """Embeds every example of a split once, on this process's devices. Returns (z_traj, z_img)."""
   zt, zi = [], []
-  for local in pipeline.eval_batches(source, batch_size, jax.process_index(), jax.process_count()):
-    z_t, z_i, mask = jax.device_get(embed(params, extra, parallel.global_batch(local, mesh)))
-    keep = mask > 0
-    zt.append(z_t[keep])
-    zi.append(z_i[keep])
+  for start in range(0, len(source), chunk):
+    batch = source.get_batch(np.arange(start, min(start + chunk, len(source))))
+    zt.append(retriever.embed_trajectories(batch['trajectory']))
+    zi.append(retriever.embed_images(batch['image'], batch['box']))
   return np.concatenate(zt), np.concatenate(zi)
 
 
-def evaluate_state(method, params, extra, source, config, mesh) -> dict[str, Any]:
-  """Embeds the test split `source` with the given parameters and computes every metric."""
-  z_t, z_i = embed_split(method, params, extra, source, config.eval.batch_size, mesh)
-  trajectories = source.get_batch(np.arange(len(source)))['trajectory']
-  near_dup = near_duplicates(trajectories, config.eval.near_duplicate_m)
+def evaluate_embeddings(
+  z_t: np.ndarray, z_i: np.ndarray, trajectories: np.ndarray, near_duplicate_m: float
+) -> dict[str, Any]:
+  """Every metric of PROTOCOL.md section 5 from a split's embeddings and its trajectories."""
+  near_dup = near_duplicates(trajectories, near_duplicate_m)
   scores = np.asarray(jnp.asarray(z_t) @ jnp.asarray(z_i).T)
-  results = {'num_test': len(source), 'near_dup_fraction': float(near_dup.mean())}
+  results = {'num_test': len(z_t), 'near_dup_fraction': float(near_dup.mean())}
   results.update(retrieval_metrics(scores, near_dup))
   return results
 
@@ -114,52 +97,32 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 
   The checkpoint may be evaluated on any dataset whose windows have its length: the dataset
   `config.data` names, read in the checkpoint's own scene frame or in that dataset's
-  (`config.eval.normalisation`, 'train' or 'target').
+  (`config.eval.normalisation`, 'train' or 'target'). Every process embeds the split on its own
+  devices; process 0 writes the results.
   """
-  from trajcross_jax import train  # The state's structure lives with training.
-
-  mgr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-  step = mgr.latest_step() if config.eval.step < 0 else config.eval.step
-  if step is None or step not in mgr.all_steps():
-    raise FileNotFoundError(
-      f'no checkpoint{"" if step is None else f" at step {step}"} in {mgr.directory}; '
-      f'available: {sorted(mgr.all_steps())}'
-    )
+  frame = None  # The checkpoint's own, unless the evaluated dataset's is asked for.
+  if config.eval.normalisation == 'target':
+    frame = pipeline.normalisation(parallel.chief_first(pipeline.prepare, config.data))
+  retriever = Retriever.load(
+    workdir, config.eval.step, config, normalisation=frame, batch_size=config.eval.batch_size
+  )
   builder = parallel.chief_first(pipeline.prepare, config.data)
   source = pipeline.run_split(builder, config.eval.split, config.data)
-  mesh = parallel.make_mesh()
-  frame = scene_frame(checkpoint.read_meta(mgr, step), builder, config.eval.normalisation)
-  method = get_method(config, frame)
-  tx = method.optimizer(train.total_steps(config, builder.info.splits['train'].num_examples))
-  # Parameter and optimiser shapes do not depend on the batch, so a test batch will do.
-  example = train.example_batch(source, config.train.batch_size)
-  target = train.abstract_state(method, tx, config, mesh, example)
-  state, _ = checkpoint.restore(mgr, step, target, config, training=False)
+  z_t, z_i = embed_split(retriever, source)
+  trajectories = source.get_batch(np.arange(len(source)))['trajectory']
   results = {
-    'step': int(step),
+    'step': retriever.step,
     'split': config.eval.split,
     'dataset': builder.info.full_name,
-    'normalisation': {'frame': config.eval.normalisation, **frame.to_json()},
+    'normalisation': {'frame': config.eval.normalisation, **retriever.normalisation.to_json()},
   }
-  results.update(evaluate_state(method, state.params, state.extra, source, config, mesh))
+  results.update(evaluate_embeddings(z_t, z_i, trajectories, config.eval.near_duplicate_m))
   if parallel.is_chief():
     path = epath.Path(workdir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
     logging.info('Wrote %s\n%s', path, format_table(results))
   return results
-
-
-def scene_frame(meta: dict[str, Any], builder, which: str) -> Normalisation:
-  """The frame to read the evaluated data in: the checkpoint's ('train') or the data's own."""
-  if which == 'target':
-    return pipeline.normalisation(builder)
-  if 'normalisation' not in meta:
-    raise ValueError(
-      'the checkpoint records no scene frame (it was made before frames were stored): '
-      'evaluate with --config.eval.normalisation=target, or retrain'
-    )
-  return Normalisation.from_json(meta['normalisation'])
 
 
 def format_table(results: dict[str, Any]) -> str:

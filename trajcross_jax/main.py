@@ -1,7 +1,7 @@
-"""Entry point: python -m trajcross_jax.main --config configs/default.py --workdir DIR [--mode].
+"""Entry point: python -m trajcross_jax.main (or `trajcross`) --config C --workdir DIR [--mode].
 
-Modes: train_and_eval (default), train, eval, prepare (build the dataset), preview (a PNG
-grid of pairs). Any config field can be overridden: --config.train.batch_size=64.
+Modes (MODES): train_and_eval (default), train, eval, prepare, preview, embed, index, search.
+Any config field can be overridden: --config.train.batch_size=64.
 """
 
 import logging as pylogging
@@ -13,12 +13,29 @@ from ml_collections import config_flags
 
 from trajcross_jax import checkpoint, evaluate, parallel, train, validation
 from trajcross_jax.data import builder, custom, pipeline, preview, readers
+from trajcross_jax.retriever import InputError
+from trajcross_jax.search import gallery, query
+from trajcross_jax.search import index as index_lib
+from trajcross_jax.search import modes as search_modes
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', lock_config=True)
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and results go.')
+MODES = {
+  'train_and_eval': 'train (resuming if there are checkpoints), then evaluate',
+  'train': 'train only',
+  'eval': 'evaluate a checkpoint on config.data (results.json)',
+  'prepare': 'build the dataset config.data names',
+  'preview': 'a PNG of pairs of the dataset',
+  'embed': 'embed a gallery (config.embed) into numbered shards',
+  'index': 'index an embedding directory (config.index): exact or FAISS',
+  'search': 'query an index by trajectory or image (config.search)',
+}
 flags.DEFINE_enum(
-  'mode', 'train_and_eval', ['train_and_eval', 'train', 'eval', 'prepare', 'preview'], 'What to do.'
+  'mode',
+  'train_and_eval',
+  list(MODES),
+  'What to do: ' + '; '.join(f'{mode}: {what}' for mode, what in MODES.items()) + '.',
 )
 flags.mark_flags_as_required(['config', 'workdir'])
 
@@ -30,6 +47,10 @@ USER_ERRORS = (
   builder.DownloadError,
   checkpoint.CheckpointMismatchError,
   FileNotFoundError,
+  InputError,
+  gallery.GalleryError,
+  index_lib.SearchIndexError,
+  query.QueryFileError,
 )
 
 
@@ -85,6 +106,14 @@ def run(config, mode: str, workdir: str) -> None:
     if parallel.is_chief():
       path = preview.write_preview(config.data, workdir)
       print(f'Preview written to {path}')
+  elif mode == 'embed':
+    search_modes.embed(config, workdir)
+  elif mode == 'index':
+    if parallel.is_chief():
+      search_modes.index(config, workdir)
+  elif mode == 'search':
+    if parallel.is_chief():
+      search_modes.search(config, workdir)
   else:
     if mode in ('train', 'train_and_eval'):
       train.train(config, workdir)
@@ -92,5 +121,10 @@ def run(config, mode: str, workdir: str) -> None:
       evaluate.evaluate(config, workdir)
 
 
-if __name__ == '__main__':
+def cli() -> None:
+  """The `trajcross` console command: the same flags and modes."""
   app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == '__main__':
+  cli()

@@ -82,3 +82,54 @@ def pair_grid(examples: dict[str, np.ndarray], out_png: epath.PathLike, columns:
   with epath.Path(out_png).open('wb') as f:
     fig.savefig(f, dpi=100)
   plt.close(fig)
+
+
+def _show_image(ax, image: np.ndarray, box: np.ndarray) -> None:
+  """An image in world coordinates: its box is the axes' extent."""
+  x_left, y_top, x_right, y_bottom = box
+  ax.imshow(image[..., 0], cmap='gray', extent=(x_left, x_right, y_bottom, y_top), vmin=0, vmax=255)
+  ax.set_xlim(x_left, x_right)
+  ax.set_ylim(y_bottom, y_top)
+
+
+def search_grid(rows: list[dict], out_png: epath.PathLike) -> None:
+  """Each query beside its results, scores under each, as a PNG.
+
+  `rows`: one dict per query with 'name', 'modality' and either 'trajectory' or 'image' + 'box',
+  and 'results': dicts with 'id', 'score' and the result's 'trajectory' or 'image' + 'box'.
+  Image results are drawn with their boxes as axes and the query trajectory overlaid in them;
+  trajectory results are drawn in the query image's box over the query image.
+  """
+  k = max(len(r['results']) for r in rows)
+  fig, axes = plt.subplots(
+    len(rows), k + 1, figsize=(2.0 * (k + 1), 2.2 * len(rows)), squeeze=False
+  )
+  for row, line in zip(rows, axes, strict=True):
+    for ax in line:
+      ax.set_xticks([])
+      ax.set_yticks([])
+    query = line[0]
+    if row['modality'] == 'trajectory':
+      t = row['trajectory']
+      query.plot(t[:, 0], t[:, 1], '-', color='tab:orange')
+      query.plot(t[0, 0], t[0, 1], 'o', color='tab:green', ms=3)
+      query.set_aspect('equal', adjustable='datalim')
+    else:
+      _show_image(query, row['image'], row['box'])
+    query.set_title(f'query {row["name"]}', fontsize=7, color='tab:blue')
+    for ax, hit in zip(line[1:], row['results'], strict=False):
+      if row['modality'] == 'trajectory':
+        _show_image(ax, hit['image'], hit['box'])
+        t = row['trajectory']
+        ax.plot(t[:, 0], t[:, 1], '-', color='tab:orange', lw=0.8)
+      else:
+        _show_image(ax, row['image'], row['box'])
+        t = hit['trajectory']
+        ax.plot(t[:, 0], t[:, 1], '-', color='tab:orange', lw=0.8)
+        ax.plot(t[0, 0], t[0, 1], 'o', color='tab:green', ms=3)
+      ax.set_title(f'#{hit["rank"]} id {hit["id"]}', fontsize=7)
+      ax.set_xlabel(f'score {hit["score"]:.3f}', fontsize=7)
+  fig.tight_layout()
+  with epath.Path(out_png).open('wb') as f:
+    fig.savefig(f, dpi=80)
+  plt.close(fig)

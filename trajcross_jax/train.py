@@ -146,6 +146,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     'total_steps': num_steps,
     'normalisation': frame.to_json(),
     'dataset': builder.info.full_name,
+    # The whole config, so that a Retriever can rebuild the model from the checkpoint alone.
+    'run_config': json.loads(config.to_json_best_effort()),
   }
   if latest is None:
     fitted = method.fit(state.params, state.extra, source)
@@ -170,36 +172,53 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     config.data.num_threads,
   )
   metrics_file = workdir / 'metrics.jsonl'
+  # Metrics stay on the device between log and checkpoint steps: a step never waits for a host
+  # copy of the last one, so the host runs ahead and keeps an accelerator busy.
+  pending: list[tuple[int, dict[str, jax.Array]]] = []
   window: list[dict[str, float]] = []
   t0 = None
   for step in range(start + 1, num_steps + 1):
     local = next(batches)
     state, metrics = p_step(state, parallel.global_batch(local, mesh), rng)
-    metrics = jax.tree.map(float, jax.device_get(metrics))
-    if not math.isfinite(metrics['loss']):
-      # The loss of step s is that of the parameters saved at step s - 1.
-      good = [s for s in mgr.all_steps() if s <= step - 2]
-      raise NonFiniteLossError(
-        f'loss is {metrics["loss"]} at step {step}, computed with the parameters of step '
-        f'{step - 1}; the last good checkpoint is step {max(good) if good else None} in '
-        f'{mgr.directory} (evaluate it with --config.eval.step)'
-      )
-    window.append(metrics)
+    pending.append((step, metrics))
     if t0 is None:  # Rates exclude the first step of a run, which compiles.
+      jax.block_until_ready(metrics)
       t0, t0_step = time.perf_counter(), step
-    if step % config.train.log_every_steps == 0 or step == num_steps:
+    log_now = step % config.train.log_every_steps == 0 or step == num_steps
+    save_now = step % config.train.checkpoint_every_steps == 0 or step == num_steps
+    if not (log_now or save_now):
+      continue
+    window.extend(_fetch_finite(pending, mgr))  # Before any save: never keep a NaN state.
+    pending = []
+    if log_now:
       record = _summarise(window, step, num_steps, per_epoch, batch_size, t0, t0_step)
       window = []
       if is_chief:
         _log(record)
         with metrics_file.open('a') as f:
           f.write(json.dumps(record) + '\n')
-    if step % config.train.checkpoint_every_steps == 0 or step == num_steps:
+    if save_now:
       data_position = dict(zip(('epoch', 'batch'), divmod(step, per_epoch), strict=True))
       checkpoint.save(mgr, step, state, dict(meta, data_position=data_position))
   if is_chief and metrics_file.exists():
     plots.training_curves(metrics_file, workdir / 'training_curves.png')
   return state
+
+
+def _fetch_finite(pending, mgr) -> list[dict[str, float]]:
+  """The host values of the steps' metrics; NonFiniteLossError at the first non-finite loss."""
+  fetched = jax.device_get([m for _, m in pending])
+  for (step, _), metrics in zip(pending, fetched, strict=True):
+    loss = float(metrics['loss'])
+    if not math.isfinite(loss):
+      # The loss of step s is that of the parameters saved at step s - 1.
+      good = [s for s in mgr.all_steps() if s <= step - 2]
+      raise NonFiniteLossError(
+        f'loss is {loss} at step {step}, computed with the parameters of step '
+        f'{step - 1}; the last good checkpoint is step {max(good) if good else None} in '
+        f'{mgr.directory} (evaluate it with --config.eval.step)'
+      )
+  return [jax.tree.map(float, m) for m in fetched]
 
 
 def _summarise(window, step, num_steps, per_epoch, batch_size, t0, t0_step) -> dict[str, Any]:

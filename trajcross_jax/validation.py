@@ -28,7 +28,20 @@ _POSITIVE = (
   'train.keep_checkpoints',
   'eval.batch_size',
   'eval.near_duplicate_m',
+  'embed.shard_size',
+  'embed.batch_size',
+  'index.max_memory_mb',
+  'index.num_queries',
+  'index.target_recall',
+  'search.k',
 )
+# Fields with a fixed set of values.
+_CHOICES = {
+  'embed.split': ('train', 'test', 'validation'),
+  'embed.dtype': ('float32', 'float16'),
+  'index.modality': ('trajectory', 'image'),
+  'index.kind': ('exact', 'faiss'),
+}
 _NON_NEGATIVE = ('train.warmup_steps', 'train.weight_decay', 'train.adversarial_weight')
 
 
@@ -85,6 +98,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "config.eval.split='validation' needs config.data.validation_fraction > 0 (the share of "
       'training pedestrians held out)'
     )
+  for field, allowed in _CHOICES.items():
+    if _get(config, field) not in allowed:
+      raise ValueError(f'config.{field}={_get(config, field)!r}: must be one of {allowed}')
+  modalities = tuple(config.embed.modalities)
+  if not modalities or not set(modalities) <= {'trajectory', 'image'}:
+    raise ValueError(
+      f"config.embed.modalities={modalities!r}: must be 'trajectory', 'image' or both"
+    )
+  if config.index.target_recall > 1:
+    raise ValueError(f'config.index.target_recall={config.index.target_recall}: must be <= 1')
+  if config.embed.split == 'validation' and config.data.validation_fraction == 0:
+    raise ValueError("config.embed.split='validation' needs config.data.validation_fraction > 0")
   if config.eval.normalisation not in NORMALISATIONS:
     raise ValueError(
       f'config.eval.normalisation={config.eval.normalisation!r}: must be one of {NORMALISATIONS}'

@@ -172,22 +172,30 @@ def held_out_pedestrians(
   return held[inverse]
 
 
-def run_split(builder: tfds.core.DatasetBuilder, split: str, data: ml_collections.ConfigDict):
-  """The examples a run trains on or evaluates.
+def run_split(
+  builder: tfds.core.DatasetBuilder,
+  split: str,
+  data: ml_collections.ConfigDict,
+  in_memory: bool | None = None,
+  features: tuple[str, ...] = MODEL_FEATURES,
+):
+  """The examples a run trains on, evaluates or embeds.
 
   'test' is the protocol's test split. With data.validation_fraction > 0, 'train' is the
   training split less a random fraction of its pedestrians and 'validation' is those
   pedestrians' examples, so that choices can be made without the test split (PROTOCOL.md
-  section 5). With 0, 'train' is the whole training split.
+  section 5). With 0, 'train' is the whole training split. `in_memory` (default
+  data.in_memory) holds the split in host memory or streams it.
   """
+  in_memory = data.in_memory if in_memory is None else in_memory
   if split == 'test' or (split == 'train' and data.validation_fraction == 0):
-    return load_split(builder, split, data.in_memory)
+    return load_split(builder, split, in_memory, features)
   if split not in ('train', 'validation'):
     raise ValueError(f"split must be 'train', 'validation' or 'test', got {split!r}")
   if data.validation_fraction == 0:
     raise ValueError('the validation split needs config.data.validation_fraction > 0')
-  source = load_split(builder, 'train', data.in_memory)
-  meta = load_split(builder, 'train', data.in_memory, features=('source', 'ped_id'))
+  source = load_split(builder, 'train', in_memory, features)
+  meta = load_split(builder, 'train', in_memory, features=('source', 'ped_id'))
   ids = meta.get_batch(np.arange(len(meta)))
   held = held_out_pedestrians(ids['source'], ids['ped_id'], data.validation_fraction, data.seed)
   return SubsetSource(source, np.flatnonzero(held if split == 'validation' else ~held))
@@ -240,24 +248,3 @@ def train_batches(
   return iter(
     ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=8))
   )
-
-
-def eval_batches(
-  source: Source, global_batch: int, process_index: int = 0, process_count: int = 1
-) -> Iterator[dict[str, np.ndarray]]:
-  """Every example exactly once, in order, in global batches padded at the end.
-
-  Each batch has a 'mask' (1 for real examples, 0 for padding); this process gets its
-  contiguous slice of each global batch.
-  """
-  if global_batch % process_count:
-    raise ValueError(f'eval batch {global_batch} does not divide over {process_count} processes')
-  local = global_batch // process_count
-  for start in range(0, len(source), global_batch):
-    idx = np.arange(start, start + global_batch)[
-      process_index * local : (process_index + 1) * local
-    ]
-    mask = idx < len(source)
-    batch = source.get_batch(np.where(mask, idx, 0))
-    batch['mask'] = mask.astype(np.float32)
-    yield batch

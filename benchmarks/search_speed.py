@@ -1,0 +1,256 @@
+"""Search at gallery scale: embedding rate, index build, queries/s, latency, recall, memory.
+
+  python -m benchmarks.search_speed [--workdir W] [--sizes 100000,1000000]
+
+For each gallery size N (each in its own process, so that peak memory is that size's): builds
+the synthetic dataset with a test split of N pairs, embeds it with the checkpoint in --workdir
+(both modalities, float32 shards), then for both directions (trajectory queries against the
+image index, and the reverse) measures our exact search (float32 and float16 storage), FAISS
+IndexFlatIP (the exact peer) and approximate FAISS indexes (the one index.choose_factory picks
+under --max_memory_mb, and others for the recall / speed curve): build seconds, bytes, queries/s
+at batch 1 and at batch 1,000, p50 / p99 latency at batch 1, recall@10 against exact search on
+1,000 held-out queries (the other modality's embeddings of random gallery items), and the peak
+resident memory of the size's process. Writes benchmarks/results/search_speed.{json,png}.
+"""
+
+import json
+import math
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+from absl import app, flags, logging
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / 'benchmarks' / 'results'
+
+_WORKDIR = flags.DEFINE_string(
+  'workdir', str(REPO / 'runs' / 'generalisation' / 'univ_model'), 'A configs/default.py run.'
+)
+_SIZES = flags.DEFINE_list('sizes', ['100000', '1000000'], 'Gallery sizes (pairs).')
+_RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'search_speed'), 'Work root.')
+_MAX_MEMORY_MB = flags.DEFINE_float('max_memory_mb', 4096, 'Approximate index memory budget.')
+_ONE_SIZE = flags.DEFINE_integer('one_size', 0, 'Internal: measure this size in this process.')
+_SINGLE = flags.DEFINE_integer('single_queries', 200, 'Queries timed one at a time.')
+_BATCH = 1000
+_RECALL_QUERIES = 1000
+
+
+def measure_size(n: int) -> dict:
+  """Everything for one gallery size, in this process."""
+  import faiss
+
+  from configs import default
+  from trajcross_jax.data import builder as builder_lib
+  from trajcross_jax.retriever import Retriever
+  from trajcross_jax.search import gallery
+  from trajcross_jax.search import index as index_lib
+
+  runs = pathlib.Path(_RUNS_DIR.value)
+  data_dir = runs / 'tfds'
+  # About 27 windows of 20 points per simulated walker: enough walkers for N test windows.
+  num_tracks = max(500, math.ceil(n / 20))
+  build = builder_lib.make_builder(
+    'synthetic', data_dir, train_size=1, test_size=n, num_tracks=num_tracks
+  )
+  start = time.perf_counter()
+  build.download_and_prepare()
+  dataset_s = time.perf_counter() - start
+
+  config = default.get_config()
+  retriever = Retriever.load(_WORKDIR.value, config=config, batch_size=1024)
+  source_all = build.as_data_source('test')
+  embed_rate = embedding_rates(retriever, source_all)
+
+  from trajcross_jax.search import modes
+
+  out = runs / f'gallery-{n}'
+  source = modes.pipeline.load_split(build, 'test', False, modes.GALLERY_FEATURES)
+  manifest = gallery.make_manifest(
+    retriever,
+    build.info.full_name,
+    str(build.data_dir),
+    'test',
+    n,
+    100_000,
+    'float32',
+    ('trajectory', 'image'),
+  )
+  start = time.perf_counter()
+  gallery.embed(retriever, source, out, manifest)
+  embed_s = time.perf_counter() - start
+
+  rows = []
+  rng = np.random.default_rng(0)
+  picks = np.sort(rng.choice(n, _RECALL_QUERIES, replace=False))
+  for direction, indexed, asking in (
+    ('traj2img', 'image', 'trajectory'),
+    ('img2traj', 'trajectory', 'image'),
+  ):
+    x, _ = gallery.load_embeddings(out, indexed)
+    queries = np.ascontiguousarray(gallery.load_embeddings(out, asking)[0][picks])
+    exact = index_lib.ExactIndex.from_array(x)
+    truth = exact.search(queries, 10)[1]
+    engines = {}
+    for name, build_fn in (
+      ('exact', lambda x=x: index_lib.ExactIndex.from_array(x)),
+      ('exact_float16', lambda x=x: index_lib.ExactIndex.from_array(x.astype(np.float16))),
+      ('faiss_flat', lambda x=x: _faiss_flat(faiss, x)),
+    ):
+      start = time.perf_counter()
+      engine = build_fn()
+      engines[name] = (engine, time.perf_counter() - start, None)
+    chosen = index_lib.choose_factory(n, x.shape[1], int(_MAX_MEMORY_MB.value * 2**20))
+    nlist = index_lib._nlist(n)
+    factories = dict.fromkeys([chosen, f'IVF{nlist},Flat', f'OPQ32,IVF{nlist},PQ32'])
+    for factory in factories:
+      index, info = index_lib.build_faiss(x, queries, factory, target_recall=0.95)
+      engines[f'faiss:{factory}'] = (index, info['build_s'], info)
+    for name, (engine, build_s, info) in engines.items():
+      row = measure_engine(engine, queries, truth)
+      row.update(
+        gallery_size=n,
+        direction=direction,
+        index=name,
+        chosen=name == f'faiss:{chosen}',
+        build_s=build_s,
+        bytes=_bytes(faiss, engine),
+        search_parameter=info and info['search_parameter'],
+        search_value=info and info['search_value'],
+        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+      )
+      logging.info('%s', row)
+      rows.append(row)
+  return {
+    'gallery_size': n,
+    'dataset_build_s': dataset_s,
+    'embed_s': embed_s,
+    'embed_items_per_s': embed_rate,
+    'rows': rows,
+  }
+
+
+def embedding_rates(retriever, source, count: int = 8192) -> dict[str, float]:
+  """Items/s of each tower alone, after a warm-up batch (compilation excluded)."""
+  batch = source.__getitems__(list(range(min(count, len(source)))))
+  trajectory = np.stack([e['trajectory'] for e in batch])
+  image = np.stack([e['image'] for e in batch])
+  box = np.stack([e['box'] for e in batch])
+  rates = {}
+  for name, fn in (
+    ('trajectory', lambda: retriever.embed_trajectories(trajectory)),
+    ('image', lambda: retriever.embed_images(image, box)),
+  ):
+    fn()  # Compile.
+    start = time.perf_counter()
+    fn()
+    rates[name] = len(batch) / (time.perf_counter() - start)
+  return rates
+
+
+def _faiss_flat(faiss, x):
+  index = faiss.IndexFlatIP(x.shape[1])
+  index.add(np.ascontiguousarray(x, np.float32))
+  return index
+
+
+def _bytes(faiss, engine) -> int:
+  if hasattr(engine, 'gallery'):
+    return int(engine.gallery.size * engine.gallery.dtype.itemsize)
+  return int(len(faiss.serialize_index(engine)))
+
+
+def _search(engine, queries: np.ndarray, k: int = 10) -> np.ndarray:
+  if hasattr(engine, 'gallery'):
+    return engine.search(queries, k)[1]
+  return engine.search(np.ascontiguousarray(queries, np.float32), k)[1]
+
+
+def measure_engine(engine, queries: np.ndarray, truth: np.ndarray) -> dict:
+  """Queries/s at batch 1 and 1,000, batch-1 latency percentiles, recall@10."""
+  from trajcross_jax.search import index as index_lib
+
+  found = _search(engine, queries)
+  recall = index_lib.recall_at_k(found, truth)
+  _search(engine, queries[:1])  # Compile / warm the batch-1 path.
+  latencies = []
+  for q in queries[: _SINGLE.value]:
+    start = time.perf_counter()
+    _search(engine, q[None])
+    latencies.append(time.perf_counter() - start)
+  start = time.perf_counter()
+  for _ in range(2):
+    _search(engine, queries[:_BATCH])
+  batch_s = (time.perf_counter() - start) / 2
+  return {
+    'recall_at_10': recall,
+    'batch': _BATCH,
+    'queries_per_s': _BATCH / batch_s,
+    'queries_per_s_batch1': len(latencies) / sum(latencies),
+    'p50_ms': 1e3 * float(np.percentile(latencies, 50)),
+    'p99_ms': 1e3 * float(np.percentile(latencies, 99)),
+  }
+
+
+def plot(record: dict, path: pathlib.Path) -> None:
+  import matplotlib
+
+  matplotlib.use('Agg')
+  import matplotlib.pyplot as plt
+
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=False)
+  for ax, direction in zip(axes[0], ('traj2img', 'img2traj'), strict=True):
+    for size in sorted({r['gallery_size'] for r in record['rows']}):
+      rows = [
+        r for r in record['rows'] if r['gallery_size'] == size and r['direction'] == direction
+      ]
+      for r in rows:
+        marker = 'o' if r['index'].startswith('faiss:') else 's'
+        ax.scatter(r['queries_per_s'], r['recall_at_10'], marker=marker)
+        ax.annotate(f'{r["index"]} ({size:,})', (r['queries_per_s'], r['recall_at_10']), fontsize=6)
+    ax.set_xscale('log')
+    ax.set_xlabel('queries / s at batch 1,000 (2 CPU cores)')
+    ax.set_ylabel('recall@10 against exact search')
+    ax.set_title(direction)
+    ax.grid(alpha=0.3)
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+
+
+def main(argv):
+  del argv
+  if _ONE_SIZE.value:
+    result = measure_size(_ONE_SIZE.value)
+    out = pathlib.Path(_RUNS_DIR.value) / f'result-{_ONE_SIZE.value}.json'
+    out.write_text(json.dumps(result, indent=2))
+    return
+  from benchmarks import machine
+
+  pathlib.Path(_RUNS_DIR.value).mkdir(parents=True, exist_ok=True)
+  sizes = [int(s) for s in _SIZES.value]
+  results = []
+  for n in sizes:
+    cmd = [sys.executable, '-m', 'benchmarks.search_speed', f'--one_size={n}']
+    cmd += [f'--workdir={_WORKDIR.value}', f'--runs_dir={_RUNS_DIR.value}']
+    cmd += [f'--max_memory_mb={_MAX_MEMORY_MB.value}', f'--single_queries={_SINGLE.value}']
+    subprocess.run(cmd, cwd=REPO, check=True)
+    results.append(json.loads((pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json').read_text()))
+  record = {
+    'command': f'python -m benchmarks.search_speed --sizes {",".join(_SIZES.value)}',
+    'model': f'{_WORKDIR.value} (configs/default.py)',
+    'machine': machine.describe(),
+    'embed_items_per_s': {r['gallery_size']: r['embed_items_per_s'] for r in results},
+    'builds': [{k: v for k, v in r.items() if k != 'rows'} for r in results],
+    'rows': [row for r in results for row in r['rows']],
+  }
+  RESULTS.mkdir(parents=True, exist_ok=True)
+  (RESULTS / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
+  plot(record, RESULTS / 'search_speed.png')
+
+
+if __name__ == '__main__':
+  app.run(main)

@@ -1,0 +1,100 @@
+"""The inference API: a checkpoint's encoders without training state."""
+
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from trajcross_jax import checkpoint, train
+from trajcross_jax.data import pipeline
+from trajcross_jax.methods import get_method
+from trajcross_jax.retriever import InputError, Retriever, tree_hash
+
+
+@pytest.fixture(scope='module')
+def retriever(trained_workdir):
+  return Retriever.load(trained_workdir, batch_size=16)
+
+
+@pytest.fixture(scope='module')
+def test_split(synthetic_data_dir):
+  config = test_config.get_config()
+  config.data.data_dir = synthetic_data_dir
+  builder = pipeline.prepare(config.data)
+  source = pipeline.load_split(builder, 'test', True)
+  return source.get_batch(np.arange(len(source)))
+
+
+def test_embeddings_equal_the_full_train_state(retriever, trained_workdir, test_split):
+  # The reference: the whole train state (optimiser included) restored as training does.
+  config = test_config.get_config()
+  mgr = checkpoint.manager(trained_workdir)
+  meta = checkpoint.read_meta(mgr, mgr.latest_step())
+  method = get_method(config, checkpoint.normalisation(meta))
+  tx = method.optimizer(meta['total_steps'])
+  mesh = retriever.mesh
+  target = train.abstract_state(method, tx, config, mesh, test_split)
+  state, _ = checkpoint.restore(mgr, mgr.latest_step(), target, config)
+  expected_t = method.embed_trajectories(state.params, state.extra, test_split['trajectory'])
+  expected_i = method.embed_images(
+    state.params, state.extra, test_split['image'], test_split['box']
+  )
+  # 48 items in batches of 16: no padding; 47 pads the last batch.
+  for n in (48, 47):
+    np.testing.assert_allclose(
+      retriever.embed_trajectories(test_split['trajectory'][:n]), expected_t[:n], atol=1e-5
+    )
+    np.testing.assert_allclose(
+      retriever.embed_images(test_split['image'][:n], test_split['box'][:n]),
+      expected_i[:n],
+      atol=1e-5,
+    )
+  assert retriever.step == mgr.latest_step()
+  assert retriever.config.model.branch_dim == config.model.branch_dim  # From the checkpoint.
+
+
+def test_the_parameter_hash_names_the_parameters(retriever):
+  assert tree_hash(retriever.params) == retriever.params_hash
+  changed = dict(retriever.params)
+  leaves = changed['encoders']['logit_scale'] + 1
+  changed['encoders'] = dict(changed['encoders'], logit_scale=leaves)
+  assert tree_hash(changed) != retriever.params_hash
+
+
+def test_another_model_config_is_refused(trained_workdir):
+  config = test_config.get_config()
+  config.model.branch_dim = 32
+  with pytest.raises(checkpoint.CheckpointMismatchError, match='model.branch_dim'):
+    Retriever.load(trained_workdir, config=config)
+  # Where the data lives is no part of it.
+  config = test_config.get_config()
+  config.data.data_dir = '/elsewhere'
+  config.data.in_memory = False
+  assert Retriever.load(trained_workdir, config=config).step > 0
+
+
+def test_no_checkpoint_is_a_clear_error(tmp_path, trained_workdir):
+  with pytest.raises(FileNotFoundError, match='no checkpoint in'):
+    Retriever.load(str(tmp_path))
+  assert not (tmp_path / 'checkpoints').exists()  # Looking created nothing.
+  with pytest.raises(FileNotFoundError, match='available'):
+    Retriever.load(trained_workdir, step=12345)
+
+
+@pytest.mark.parametrize(
+  'which, arrays, message',
+  [
+    ('t', (np.zeros((2, 7, 2)),), r'must be \(N, 20, 2\)'),
+    ('t', (np.full((2, 20, 2), np.nan),), 'trajectory 0 has a NaN'),
+    ('i', (np.zeros((2, 32, 32, 1), np.uint8), np.zeros((2, 4))), 'must be 64 x 64'),
+    ('i', (np.zeros((2, 64, 64, 3), np.uint8), np.zeros((2, 4))), 'one channel'),
+    ('i', (np.zeros((2, 64, 64, 1), np.float32), np.zeros((2, 4))), 'must be uint8'),
+    ('i', (np.zeros((1, 64, 64, 1), np.uint8), np.array([[1.0, 2.0, 1.0, 0.0]])), 'x_left 1.0'),
+    ('i', (np.zeros((1, 64, 64, 1), np.uint8), np.array([[0.0, 0.0, 1.0, 0.0]])), 'y_top 0.0'),
+    ('i', (np.zeros((1, 64, 64, 1), np.uint8), np.array([[0.0, np.inf, 1.0, 0.0]])), 'infinite'),
+    ('i', (np.zeros((2, 64, 64, 1), np.uint8), np.array([[0.0, 1.0, 1.0, 0.0]])), '2 images'),
+  ],
+)
+def test_bad_inputs_are_named(retriever, which, arrays, message):
+  embed = retriever.embed_trajectories if which == 't' else retriever.embed_images
+  with pytest.raises(InputError, match=message):
+    embed(*arrays)

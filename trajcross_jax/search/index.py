@@ -1,0 +1,315 @@
+"""--mode=index: an index over one modality of an embedding directory, exact or approximate.
+
+- 'exact': every gallery vector scored by a blocked matmul with a running top-k, jitted on the
+  device (float16 storage allowed: scores accumulate in float32). Nothing to build: the index
+  records what it covers.
+- 'faiss': an approximate FAISS index. Its factory string is chosen from the gallery's size under
+  a memory budget, in the manner of autofaiss (the most accurate kind that fits: HNSW, then an
+  inverted file of full vectors, then OPQ + inverted file + product quantisation), or given. Its
+  search parameter (nprobe or efSearch) is raised until recall@10 against exact search on
+  held-out queries reaches a target.
+
+Each index lives in EMBEDDINGS/index-<modality>-<kind>/ with index.json (kind, factory, build
+seconds, bytes on disk, recall@10, the search parameter, and the gallery's model) and, for
+FAISS, index.faiss.
+"""
+
+import dataclasses
+import functools
+import json
+import math
+import time
+from typing import Any
+
+import faiss
+import jax
+import jax.numpy as jnp
+import numpy as np
+from etils import epath
+
+from trajcross_jax.search import gallery
+
+KINDS = ('exact', 'faiss')
+INDEX_FILE = 'index.json'
+FAISS_FILE = 'index.faiss'
+# Gallery rows scored per step of the exact search: a (queries x BLOCK) float32 score block.
+BLOCK = 65_536
+RECALL_K = 10
+
+
+class SearchIndexError(ValueError):
+  """An index that cannot be built or used as asked; the message says why."""
+
+
+def index_dir(embeddings: epath.PathLike, modality: str, kind: str) -> epath.Path:
+  return epath.Path(embeddings) / f'index-{modality}-{kind}'
+
+
+def other_modality(modality: str) -> str:
+  return 'trajectory' if modality == 'image' else 'image'
+
+
+# ----------------------------------------------------------------------------- exact search
+
+
+@dataclasses.dataclass(eq=False)
+class ExactIndex:
+  """Brute force on the device: scores = queries @ gallery.T, top-k by blocks of rows."""
+
+  gallery: jax.Array  # (num_blocks, BLOCK, D), zero rows past the end.
+  size: int
+
+  @classmethod
+  def from_array(cls, embeddings: np.ndarray, block: int = BLOCK) -> 'ExactIndex':
+    n, d = embeddings.shape
+    block = min(block, max(n, 1))
+    blocks = -(-n // block)
+    padded = np.zeros((blocks * block, d), embeddings.dtype)
+    padded[:n] = embeddings
+    return cls(gallery=jnp.asarray(padded.reshape(blocks, block, d)), size=n)
+
+  def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, D) queries -> (scores (Q, k) float32, ids (Q, k) int64), best first."""
+    if not 0 < k <= self.size:
+      raise SearchIndexError(f'k={k} must be in [1, {self.size}] (the gallery size)')
+    scores, ids = _exact_topk(self.gallery, jnp.asarray(queries, jnp.float32), k, self.size)
+    return np.asarray(scores), np.asarray(ids, np.int64)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _exact_topk(gallery: jax.Array, queries: jax.Array, k: int, size: int):
+  """A running top-k over the gallery's blocks (lax.scan), so memory is one score block."""
+  blocks, block, _ = gallery.shape
+  kb = min(k, block)
+
+  def step(carry, inputs):
+    best_s, best_i = carry
+    rows, offset = inputs
+    s = jnp.dot(queries, rows.T, preferred_element_type=jnp.float32)
+    ids = offset + jnp.arange(block)
+    s = jnp.where(ids[None, :] < size, s, -jnp.inf)  # Padding never wins.
+    top_s, top_j = jax.lax.top_k(s, kb)
+    merged_s = jnp.concatenate([best_s, top_s], axis=1)
+    merged_i = jnp.concatenate([best_i, ids[top_j]], axis=1)
+    keep_s, keep_j = jax.lax.top_k(merged_s, k)
+    return (keep_s, jnp.take_along_axis(merged_i, keep_j, axis=1)), None
+
+  q = queries.shape[0]
+  init = (jnp.full((q, k), -jnp.inf, jnp.float32), jnp.zeros((q, k), jnp.int32))
+  offsets = jnp.arange(blocks, dtype=jnp.int32) * block
+  (scores, ids), _ = jax.lax.scan(step, init, (gallery, offsets))
+  return scores, ids
+
+
+# ----------------------------------------------------------------------------- FAISS
+
+
+def estimate_bytes(factory: str, n: int, d: int) -> int:
+  """About how much memory a FAISS index of `factory` over n vectors of d floats takes."""
+  parts = factory.split(',')
+  per_vector = 4 * d
+  if parts[-1].startswith('PQ'):
+    per_vector = int(parts[-1][2:].split('x')[0])
+  graph = 0
+  if factory.startswith('HNSW'):
+    graph = n * int(factory[4:].split(',')[0] or 32) * 2 * 4
+  lists = 0
+  for p in parts:
+    if p.startswith('IVF'):
+      lists = int(p[3:].split('_')[0]) * d * 4
+  return n * (per_vector + 8) + graph + lists
+
+
+def choose_factory(n: int, d: int, max_bytes: int) -> str:
+  """The most accurate FAISS index that fits `max_bytes`, as autofaiss chooses.
+
+  HNSW (graph over full vectors) for galleries up to a few million, then an inverted file
+  over full vectors, then OPQ rotation + inverted file + product codes of decreasing size.
+  """
+  nlist = _nlist(n)
+  candidates = []
+  if n <= 5_000_000:
+    candidates.append('HNSW32')
+  if nlist:
+    candidates.append(f'IVF{nlist},Flat')
+    for m in (128, 64, 32, 16, 8):
+      if m <= d and d % m == 0:
+        candidates.append(f'OPQ{m},IVF{nlist},PQ{m}')
+  for factory in candidates:
+    if estimate_bytes(factory, n, d) <= max_bytes:
+      return factory
+  raise SearchIndexError(
+    f'no index of {n} vectors of {d} floats fits {max_bytes / 2**20:.0f} MiB: raise '
+    '--config.index.max_memory_mb'
+  )
+
+
+def _nlist(n: int) -> int:
+  """Inverted lists: a power of two near 4 sqrt(n), with >= 39 training points each (0: none)."""
+  if n < 39 * 64:
+    return 0
+  target = 4 * math.sqrt(n)
+  nlist = 2 ** round(math.log2(target))
+  return int(min(nlist, 2 ** int(math.log2(n // 39)), 65_536))
+
+
+def _search_parameter(factory: str) -> str | None:
+  if factory.startswith('HNSW'):
+    return 'efSearch'
+  if 'IVF' in factory:
+    return 'nprobe'
+  return None
+
+
+def set_search_parameter(index, factory: str, value: int) -> None:
+  """Sets nprobe (inverted files) or efSearch (HNSW) on a FAISS index."""
+  name = _search_parameter(factory)
+  if name is not None:
+    faiss.ParameterSpace().set_index_parameter(index, name, value)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = RECALL_K) -> float:
+  """Mean over queries of |found top-k & true top-k| / k."""
+  hits = [len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth, strict=True)]
+  return float(np.mean(hits) / k)
+
+
+def build_faiss(
+  embeddings: np.ndarray,
+  queries: np.ndarray,
+  factory: str,
+  target_recall: float,
+  seed: int = 0,
+) -> tuple[Any, dict[str, Any]]:
+  """Trains and fills a FAISS inner-product index, tuned to `target_recall` on `queries`.
+
+  Returns (index, info): info holds build_s, the search parameter and its value, recall@10.
+  """
+  x = np.ascontiguousarray(embeddings, dtype=np.float32)
+  start = time.perf_counter()
+  index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+  if not index.is_trained:
+    rng = np.random.default_rng(seed)
+    # 64 points per inverted list (FAISS asks for >= 39): k-means cost stays a minute at 1M.
+    sample = x[rng.choice(len(x), min(len(x), 64 * max(_nlist(len(x)), 256)), replace=False)]
+    index.train(sample)
+  index.add(x)
+  build_s = time.perf_counter() - start
+  truth = ExactIndex.from_array(x).search(queries, min(RECALL_K, len(x)))[1]
+  name = _search_parameter(factory)
+  values = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] if name else [None]
+  recall, value = 0.0, None
+  for value in values:
+    if value is not None:
+      set_search_parameter(index, factory, value)
+    recall = recall_at_k(
+      index.search(np.ascontiguousarray(queries, np.float32), RECALL_K)[1], truth
+    )
+    if recall >= target_recall:
+      break
+  return index, {
+    'build_s': build_s,
+    'search_parameter': name,
+    'search_value': value,
+    'recall_at_10': recall,
+  }
+
+
+# ----------------------------------------------------------------------------- build / load
+
+
+def build(
+  embeddings_dir: epath.PathLike,
+  modality: str,
+  kind: str,
+  factory: str = '',
+  max_memory_mb: float = 4096,
+  num_queries: int = 1000,
+  target_recall: float = 0.95,
+  seed: int = 0,
+) -> dict[str, Any]:
+  """Builds an index of `modality` in an embedding directory and writes its record.
+
+  Held-out queries: the other modality's embeddings of `num_queries` random items (the
+  gallery's own modality if the directory holds only one), searched exactly to measure recall.
+  """
+  if kind not in KINDS:
+    raise SearchIndexError(f'index kind {kind!r}: must be one of {KINDS}')
+  x, manifest = gallery.load_embeddings(embeddings_dir, modality)
+  query_modality = other_modality(modality)
+  if query_modality not in manifest['modalities']:
+    query_modality = modality
+  rng = np.random.default_rng(seed)
+  picks = np.sort(rng.choice(len(x), min(num_queries, len(x)), replace=False))
+  queries = gallery.load_embeddings(embeddings_dir, query_modality)[0][picks].astype(np.float32)
+  out = index_dir(embeddings_dir, modality, kind)
+  out.mkdir(parents=True, exist_ok=True)
+  record = {
+    'kind': kind,
+    'modality': modality,
+    'num_items': int(len(x)),
+    'dim': int(x.shape[1]),
+    'dtype': str(x.dtype),
+    'gallery': gallery.identity(manifest),
+    'query_modality': query_modality,
+    'num_queries': int(len(picks)),
+  }
+  if kind == 'exact':
+    record.update(
+      factory=None,
+      build_s=0.0,
+      bytes=int(x.nbytes),
+      recall_at_10=1.0,
+      search_parameter=None,
+      search_value=None,
+    )
+  else:
+    factory = factory or choose_factory(len(x), x.shape[1], int(max_memory_mb * 2**20))
+    index, info = build_faiss(x, queries, factory, target_recall, seed)
+    data = faiss.serialize_index(index).tobytes()
+    gallery.write_atomic(out / FAISS_FILE, data)
+    record.update(factory=factory, bytes=len(data), **info)
+  gallery.write_atomic(out / INDEX_FILE, json.dumps(record, indent=2).encode())
+  return record
+
+
+@dataclasses.dataclass(eq=False)
+class Index:
+  """A built index, ready to search: exact or FAISS, with its record and embedding dir."""
+
+  record: dict[str, Any]
+  embeddings_dir: epath.Path
+  engine: Any  # ExactIndex or a faiss index.
+
+  @classmethod
+  def load(cls, path: epath.PathLike) -> 'Index':
+    path = epath.Path(path)
+    if not (path / INDEX_FILE).exists():
+      raise SearchIndexError(f'{path} is not an index: it has no {INDEX_FILE} (run --mode=index)')
+    record = json.loads((path / INDEX_FILE).read_text())
+    embeddings_dir = path.parent
+    manifest = gallery.read_manifest(embeddings_dir)
+    if gallery.identity(manifest) != record['gallery']:
+      raise SearchIndexError(f'{path} was built from another gallery than {embeddings_dir} holds')
+    if record['kind'] == 'exact':
+      x, _ = gallery.load_embeddings(embeddings_dir, record['modality'])
+      engine = ExactIndex.from_array(x)
+    else:
+      engine = faiss.deserialize_index(np.frombuffer((path / FAISS_FILE).read_bytes(), np.uint8))
+      if record['search_parameter']:
+        set_search_parameter(engine, record['factory'], record['search_value'])
+    return cls(record=record, embeddings_dir=embeddings_dir, engine=engine)
+
+  @property
+  def size(self) -> int:
+    return int(self.record['num_items'])
+
+  def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, D) -> (scores (Q, k), ids (Q, k)), best first."""
+    if not 0 < k <= self.size:
+      raise SearchIndexError(f'k={k} must be in [1, {self.size}] (the gallery size)')
+    queries = np.ascontiguousarray(queries, np.float32)
+    if isinstance(self.engine, ExactIndex):
+      return self.engine.search(queries, k)
+    scores, ids = self.engine.search(queries, k)
+    return scores, ids.astype(np.int64)
