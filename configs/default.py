@@ -110,4 +110,9 @@ def get_config() -> ml_collections.ConfigDict:
   search.k = 10  # Results per query.
   search.out = ''  # Where results go; '': WORKDIR/search.
   search.grid = True  # Also draw results.png.
+
+  config.serve = serve = ml_collections.ConfigDict()
+  serve.indexes = ()  # NAME=EMBEDDINGS_DIR entries (each indexed by --mode=index).
+  serve.host = '127.0.0.1'
+  serve.port = 8000
   return config

@@ -11,6 +11,13 @@ os.environ['XLA_FLAGS'] = (
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
+import shutil  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+import urllib.error  # noqa: E402
+import urllib.request  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
@@ -54,3 +61,55 @@ def trained_workdir(tmp_path_factory, synthetic_data_dir):
   workdir = tmp_path_factory.mktemp('trained')
   train.train(config, str(workdir))
   return str(workdir)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope='session')
+def demo_service(tmp_path_factory):
+  """`trajcross serve --demo` in its own process; yields (base URL, the demo's data source)."""
+  cache = tmp_path_factory.mktemp('demo_cache')
+  port = free_port()
+  command = [shutil.which('trajcross') or 'trajcross', 'serve', '--demo', f'--port={port}']
+  log = open(cache / 'serve.log', 'w')  # noqa: SIM115  Closed at teardown.
+  process = subprocess.Popen(
+    command + [f'--cache={cache}'],
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    cwd=cache,
+    env=dict(os.environ, JAX_PLATFORMS='cpu'),
+  )
+  base = f'http://127.0.0.1:{port}'
+  deadline = time.time() + 600
+  while time.time() < deadline:
+    status, _ = http_get(base, '/health')
+    if status == 200:
+      break
+    if process.poll() is not None:
+      raise RuntimeError((cache / 'serve.log').read_text()[-3000:])
+    time.sleep(1)
+  else:
+    process.kill()
+    raise TimeoutError('the demo service did not become ready in 10 minutes')
+  data_dir = next((cache / 'tfds' / 'trajcross' / 'univ').iterdir())
+  import tensorflow_datasets as tfds
+
+  yield base, tfds.builder_from_directory(data_dir).as_data_source('test')
+  process.terminate()
+  process.wait(timeout=60)
+  log.close()
+
+
+def http_get(base: str, path: str):
+  """(status, body) of GET base+path; (None, b'') while nothing listens."""
+  try:
+    with urllib.request.urlopen(base + path, timeout=60) as response:
+      return response.status, response.read()
+  except urllib.error.HTTPError as e:
+    return e.code, e.read()
+  except urllib.error.URLError:
+    return None, b''

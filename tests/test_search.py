@@ -5,6 +5,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -38,6 +39,20 @@ def embedded(tmp_path_factory, trained_workdir, synthetic_data_dir):
   config = search_config(synthetic_data_dir, out)
   modes.embed(config, trained_workdir)
   return config, out
+
+
+def main_command(workdir, data_dir, embed_dir, *args: str) -> list[str]:
+  """The entry point on configs/test.py with the test model, its data and an embedding dir."""
+  return [
+    sys.executable,
+    '-m',
+    'trajcross_jax.main',
+    '--config=configs/test.py',
+    f'--workdir={workdir}',
+    f'--config.data.data_dir={data_dir}',
+    f'--config.embed.dir={embed_dir}',
+    *args,
+  ]
 
 
 def shard_bytes(directory: pathlib.Path) -> dict[str, bytes]:
@@ -189,21 +204,15 @@ def test_a_killed_embed_resumes_to_the_same_bytes(embedded, trained_workdir, syn
 def test_a_real_kill_then_restart_matches(tmp_path, trained_workdir, synthetic_data_dir, embedded):
   _, reference_dir = embedded
   out = tmp_path / 'killed'
-  command = [
-    sys.executable,
-    '-m',
-    'trajcross_jax.main',
-    '--config=configs/test.py',
-    f'--workdir={trained_workdir}',
-    f'--config.data.data_dir={synthetic_data_dir}',
-    f'--config.embed.dir={out}',
+  command = main_command(
+    trained_workdir,
+    synthetic_data_dir,
+    out,
     '--config.embed.shard_size=16',
     '--config.embed.batch_size=8',
     '--mode=embed',
-  ]
+  )
   process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
-  import time
-
   deadline = time.time() + 120
   while not (out / 'image-00000.npy').exists() and time.time() < deadline:
     time.sleep(0.01)
@@ -321,17 +330,9 @@ def test_a_bad_query_file_is_one_line_on_the_command_line(
   bad = tmp_path / 'bad.json'
   bad.write_text('{"not": "a list"}')
   run = subprocess.run(
-    [
-      sys.executable,
-      '-m',
-      'trajcross_jax.main',
-      '--config=configs/test.py',
-      f'--workdir={trained_workdir}',
-      f'--config.data.data_dir={synthetic_data_dir}',
-      f'--config.embed.dir={out}',
-      f'--config.search.queries={bad}',
-      '--mode=search',
-    ],
+    main_command(
+      trained_workdir, synthetic_data_dir, out, f'--config.search.queries={bad}', '--mode=search'
+    ),
     cwd=REPO,
     capture_output=True,
     text=True,

@@ -30,6 +30,7 @@ MODES = {
   'embed': 'embed a gallery (config.embed) into numbered shards',
   'index': 'index an embedding directory (config.index): exact or FAISS',
   'search': 'query an index by trajectory or image (config.search)',
+  'serve': 'the HTTP service and web page over config.serve.indexes (or: trajcross serve)',
 }
 flags.DEFINE_enum(
   'mode',
@@ -114,6 +115,13 @@ def run(config, mode: str, workdir: str) -> None:
   elif mode == 'search':
     if parallel.is_chief():
       search_modes.search(config, workdir)
+  elif mode == 'serve':
+    from trajcross_jax.serve import run as serve_run
+
+    entries = list(config.serve.indexes)
+    serve_run.serve(
+      lambda: serve_run.named_galleries(entries), config.serve.host, config.serve.port
+    )
   else:
     if mode in ('train', 'train_and_eval'):
       train.train(config, workdir)
@@ -122,7 +130,12 @@ def run(config, mode: str, workdir: str) -> None:
 
 
 def cli() -> None:
-  """The `trajcross` console command: the same flags and modes."""
+  """The `trajcross` console command: the same flags and modes; `trajcross serve ...` serves."""
+  if len(sys.argv) > 1 and sys.argv[1] == 'serve':
+    from trajcross_jax.serve import run as serve_run
+
+    serve_run.cli(sys.argv[2:])
+    return
   app.run(main, flags_parser=parse_flags)
 
 

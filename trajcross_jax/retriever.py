@@ -110,22 +110,53 @@ class Retriever:
       normalisation = checkpoint.normalisation(meta)
     method = get_method(config, normalisation)
     mesh = parallel.make_mesh(jax.local_devices())
-    batch_size = -(-batch_size // mesh.size) * mesh.size
-    example = example_inputs(config.data.window_length, 2)
-    params_shape, extra_shape = jax.eval_shape(method.init, jax.random.key(0), example)
+    params_shape, extra_shape = abstract_params(method, config)
     params, extra = checkpoint.restore_for_inference(
       mgr, resolved, params_shape, extra_shape, parallel.replicated(mesh)
     )
+    return cls.from_params(
+      config,
+      params,
+      extra,
+      normalisation,
+      str(epath.Path(workdir).absolute()),
+      resolved,
+      batch_size,
+    )
+
+  @classmethod
+  def from_params(
+    cls,
+    config: ml_collections.ConfigDict,
+    params: Any,
+    extra: Any,
+    normalisation: Normalisation,
+    workdir: str,
+    step: int,
+    batch_size: int = 512,
+  ) -> 'Retriever':
+    """A Retriever of parameters already in memory (e.g. the demo model's shipped ones).
+
+    Raises ValueError unless the parameters have the shapes that `config`'s model makes.
+    """
+    method = get_method(config, normalisation)
+    mesh = parallel.make_mesh(jax.local_devices())
+    params_shape, extra_shape = abstract_params(method, config)
+    expected = jax.tree.map(lambda s: (s.shape, str(s.dtype)), (params_shape, extra_shape))
+    given = jax.tree.map(lambda x: (tuple(np.shape(x)), str(np.asarray(x).dtype)), (params, extra))
+    if expected != given:
+      raise ValueError("the parameters do not have the shapes of the config's model")
+    params, extra = jax.device_put((params, extra), parallel.replicated(mesh))
     return cls(
       method=method,
       params=params,
       extra=extra,
       config=config,
       normalisation=normalisation,
-      workdir=str(epath.Path(workdir).absolute()),
-      step=int(resolved),
+      workdir=workdir,
+      step=int(step),
       params_hash=tree_hash(params),
-      batch_size=batch_size,
+      batch_size=-(-batch_size // mesh.size) * mesh.size,
       mesh=mesh,
     )
 
@@ -186,6 +217,12 @@ def _embed_fn(method: Method, which: str, mesh: jax.sharding.Mesh):
   """The jitted embedding of one modality (compiled once per input shape)."""
   embed = method.embed_trajectories if which == 'trajectories' else method.embed_images
   return jax.jit(embed, out_shardings=parallel.replicated(mesh))
+
+
+def abstract_params(method: Method, config: ml_collections.ConfigDict):
+  """The shapes and dtypes of a method's (params, extra), without computing them."""
+  example = example_inputs(config.data.window_length, 2)
+  return jax.eval_shape(method.init, jax.random.key(0), example)
 
 
 def example_inputs(window_length: int, n: int) -> dict[str, np.ndarray]:

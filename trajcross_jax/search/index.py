@@ -72,8 +72,12 @@ class ExactIndex:
     """(Q, D) queries -> (scores (Q, k) float32, ids (Q, k) int64), best first."""
     if not 0 < k <= self.size:
       raise SearchIndexError(f'k={k} must be in [1, {self.size}] (the gallery size)')
-    scores, ids = _exact_topk(self.gallery, jnp.asarray(queries, jnp.float32), k, self.size)
-    return np.asarray(scores), np.asarray(ids, np.int64)
+    # Queries padded to a power of two: a service's varying batches compile a few shapes only.
+    q = len(queries)
+    padded = np.zeros((1 << max(q - 1, 0).bit_length(), queries.shape[1]), np.float32)
+    padded[:q] = queries
+    scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), k, self.size)
+    return np.asarray(scores)[:q], np.asarray(ids, np.int64)[:q]
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -207,10 +207,14 @@ def split_queries(manifest: dict[str, Any], split: str, ids, modality: str) -> Q
   )
 
 
+def dataset_builder(manifest: dict[str, Any]) -> tfds.core.DatasetBuilder:
+  """The prepared dataset a gallery was embedded from."""
+  return tfds.builder_from_directory(manifest['dataset_dir'])
+
+
 def dataset_source(manifest: dict[str, Any], split: str | None = None):
   """Random access to the gallery's dataset split (for drawing results, or split queries)."""
-  builder = tfds.builder_from_directory(manifest['dataset_dir'])
-  return builder.as_data_source(split=split or manifest['split'])
+  return dataset_builder(manifest).as_data_source(split=split or manifest['split'])
 
 
 def write_results(out_dir: epath.PathLike, results: list[dict[str, Any]]) -> list[epath.Path]:
