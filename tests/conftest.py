@@ -95,7 +95,7 @@ def demo_service(tmp_path_factory):
   else:
     process.kill()
     raise TimeoutError('the demo service did not become ready in 10 minutes')
-  data_dir = next((cache / 'tfds' / 'trajcross' / 'univ').iterdir())
+  (data_dir,) = (cache / 'tfds' / 'trajcross').glob('univ*/*')
   import tensorflow_datasets as tfds
 
   yield base, tfds.builder_from_directory(data_dir).as_data_source('test')

@@ -57,7 +57,9 @@ def _env(cache_dir: Path, devices: int) -> dict[str, str]:
 class Run:
   """One run of the entry point as `processes` processes, started by launch/*.sh."""
 
-  def __init__(self, name, workdir: Path, data_dir, env, processes: int, mode='train_and_eval'):
+  def __init__(
+    self, name, workdir: Path, data_dir, env, processes: int, mode='train_and_eval', extra=()
+  ):
     self.workdir = workdir
     main_args = [
       '--config',
@@ -66,6 +68,7 @@ class Run:
       f'--config.data.data_dir={data_dir}',
       f'--mode={mode}',
       *OVERRIDES,
+      *extra,
     ]
     port = _free_port()
     self.logs = [workdir.parent / f'{name}.{i}.log' for i in range(processes)]
@@ -190,6 +193,37 @@ def test_only_process_0_writes_logs_metrics_and_results(runs):
   for line in (f'step {TOTAL_STEPS} (epoch', 'Wrote ', 'traj2img'):
     assert line in chief
     assert line not in other
+
+
+def test_two_processes_embed_their_own_shards_of_one_gallery(runs):
+  root, reference = runs['root'], runs['reference']
+  shards = ('--config.embed.shard_size=16', '--config.embed.batch_size=8')
+  outputs = {}
+  for processes in (1, 2):
+    out = root / f'gallery{processes}'
+    env = _env(runs['cache'], 2 * DEVICES_PER_PROCESS // processes)
+    run = Run(
+      f'embed{processes}',
+      reference.workdir,
+      runs['data_dir'],
+      env,
+      processes,
+      mode='embed',
+      extra=(f'--config.embed.dir={out}', *shards),
+    )
+    run.check()
+    outputs[processes] = (out, run)
+  (one, _), (two, run) = outputs[1], outputs[2]
+  # Process p wrote the shards i % 2 == p: 0 and 2, then 1.
+  assert 'process 0: embedded shards [0, 2] of 3' in run.log(0)
+  assert 'process 1: embedded shards [1] of 3' in run.log(1)
+  names = sorted(p.name for p in one.iterdir())
+  assert names == sorted(p.name for p in two.iterdir()) and len(names) == 10
+  for name in names:
+    if name.endswith('.npy'):  # Other device counts: the same numbers up to float order.
+      np.testing.assert_allclose(np.load(two / name), np.load(one / name), rtol=1e-5, atol=1e-6)
+    else:
+      assert (two / name).read_text() == (one / name).read_text(), name
 
 
 def test_a_killed_process_stops_the_other_and_a_restart_resumes(runs):

@@ -55,7 +55,9 @@ def embed(config: ml_collections.ConfigDict, workdir: str) -> epath.Path:
     jax.process_count(),
     progress=parallel.is_chief(),
   )
-  logging.info('Embedded %d shard(s) of %d items into %s', len(written), len(source), out)
+  # Every process says what it wrote (only process 0 logs at INFO).
+  total = manifest['num_shards']
+  print(f'process {jax.process_index()}: embedded shards {written} of {total} into {out}')
   return out
 
 

@@ -66,14 +66,21 @@ class Gallery:
   projection: geo.Projection | None
 
   @classmethod
-  def load(cls, name: str, directory: epath.PathLike, retriever: Retriever | None = None):
-    """The indexes in `directory` (exact preferred), with the model its manifest names."""
+  def load(
+    cls,
+    name: str,
+    directory: epath.PathLike,
+    retriever: Retriever | None = None,
+    kind: str | None = None,
+  ):
+    """The indexes in `directory` (of `kind`, or exact where both are), with the model its
+    manifest names (or `retriever`, which must be that model)."""
     directory = epath.Path(directory)
     manifest = gallery_lib.read_manifest(directory)
     indexes = {}
     for modality in manifest['modalities']:
-      for kind in ('exact', 'faiss'):
-        path = directory / f'index-{modality}-{kind}'
+      for each in (kind,) if kind else ('exact', 'faiss'):
+        path = directory / f'index-{modality}-{each}'
         if path.exists() and modality not in indexes:
           indexes[modality] = Index.load(path)
     if not indexes:

@@ -50,9 +50,12 @@ def unflatten(arrays: dict[str, np.ndarray], shapes: Any) -> Any:
 
 def export(workdir: str, results: dict[str, Any], command: str, out_dir=DEMO_DIR) -> dict:
   """Writes the parameters of workdir's latest checkpoint and their record into `out_dir`."""
-  from configs import default
+  try:  # The config the checkpoint records; older checkpoints only hold its identity.
+    retriever = Retriever.load(workdir)
+  except ValueError:
+    from configs import default
 
-  retriever = Retriever.load(workdir, config=default.get_config())
+    retriever = Retriever.load(workdir, config=default.get_config())
   buffer = io.BytesIO()
   np.savez_compressed(buffer, **flatten(jax.device_get(retriever.params)))
   data = buffer.getvalue()

@@ -36,6 +36,9 @@ def demo_galleries(cache: epath.PathLike | None = None) -> dict[str, app_lib.Gal
   config.data.data_dir = str(cache / 'tfds')
   config.data.manual_dir = None
   config.data.download = False
+  # Only the test split is served: a one-pair train split spares rendering 10,000 images. The
+  # test split's draw does not depend on it (PROTOCOL.md section 3).
+  config.data.train_size = 1
   builder = pipeline.prepare(config.data)
   directory = cache / 'galleries' / f'{DEMO_NAME}-{retriever.params_hash}'
   source = pipeline.load_split(
