@@ -35,6 +35,7 @@ _RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'search_speed'),
 _MAX_MEMORY_MB = flags.DEFINE_float('max_memory_mb', 4096, 'Approximate index memory budget.')
 _ONE_SIZE = flags.DEFINE_integer('one_size', 0, 'Internal: measure this size in this process.')
 _SINGLE = flags.DEFINE_integer('single_queries', 200, 'Queries timed one at a time.')
+_REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
 _BATCH = 1000
 _RECALL_QUERIES = 1000
 
@@ -237,7 +238,9 @@ def main(argv):
   results = []
   for n in sizes:
     done = pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json'
-    if done.exists():  # Measured before: a stopped run goes on with the next size.
+    if done.exists() or _REPORT_ONLY.value:  # Measured before: a stopped run goes on.
+      if not done.exists():
+        continue
       results.append(json.loads(done.read_text()))
       continue
     cmd = [sys.executable, '-m', 'benchmarks.search_speed', f'--one_size={n}']
@@ -255,7 +258,39 @@ def main(argv):
   }
   RESULTS.mkdir(parents=True, exist_ok=True)
   (RESULTS / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
+  (RESULTS / 'search_speed.md').write_text(table(record))
   plot(record, RESULTS / 'search_speed.png')
+
+
+def table(record: dict) -> str:
+  """The measurements as markdown: one row per (size, direction, index)."""
+  lines = [
+    f'Command: `{record["command"]}`; model: {record["model"]}.',
+    '',
+    '| gallery | direction | index | recall@10 | queries/s, batch 1,000 | queries/s, batch 1 '
+    '| p50 / p99 ms, batch 1 | build s | MB | peak RSS GB |',
+    '| ---: | --- | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |',
+  ]
+  for r in record['rows']:
+    name = r['index'] + (' (chosen)' if r.get('chosen') else '')
+    lines.append(
+      f'| {r["gallery_size"]:,} | {r["direction"]} | {name} | {r["recall_at_10"]:.3f} '
+      f'| {r["queries_per_s"]:,.0f} | {r["queries_per_s_batch1"]:,.0f} '
+      f'| {r["p50_ms"]:.2f} / {r["p99_ms"]:.2f} | {r["build_s"]:.1f} | {r["bytes"] / 1e6:,.0f} '
+      f'| {r["peak_rss_bytes"] / 1e9:.1f} |'
+    )
+  lines += [
+    '',
+    '| gallery | dataset build s | embed s (both towers) | trajectories/s | images/s |',
+    '| ---: | ---: | ---: | ---: | ---: |',
+  ]
+  for b in record['builds']:
+    rate = b['embed_items_per_s']
+    lines.append(
+      f'| {b["gallery_size"]:,} | {b["dataset_build_s"]:.0f} | {b["embed_s"]:.0f} '
+      f'| {rate["trajectory"]:,.0f} | {rate["image"]:,.0f} |'
+    )
+  return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__':
