@@ -36,6 +36,9 @@ _MAX_MEMORY_MB = flags.DEFINE_float('max_memory_mb', 4096, 'Approximate index me
 _ONE_SIZE = flags.DEFINE_integer('one_size', 0, 'Internal: measure this size in this process.')
 _SINGLE = flags.DEFINE_integer('single_queries', 200, 'Queries timed one at a time.')
 _REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
+_CURVE = flags.DEFINE_bool(
+  'curve', True, 'Also IVF-Flat and IVF-PQ points (k-means training: minutes per index at 1M).'
+)
 _BATCH = 1000
 _RECALL_QUERIES = 1000
 
@@ -108,7 +111,9 @@ def measure_size(n: int) -> dict:
     nlist = index_lib._nlist(n)
     # The chosen index, and two more points on the recall / speed curve. (OPQ's rotation took
     # 70 s to train at 20,000 vectors here, so it is left to choose_factory's tighter budgets.)
-    factories = dict.fromkeys([chosen, f'IVF{nlist},Flat', f'IVF{nlist},PQ32'])
+    factories = dict.fromkeys(
+      [chosen, f'IVF{nlist},Flat', f'IVF{nlist},PQ32'] if _CURVE.value else [chosen]
+    )
     for factory in factories:
       index, info = index_lib.build_faiss(x, queries, factory, target_recall=0.95)
       engines[f'faiss:{factory}'] = (index, info['build_s'], info)
@@ -246,6 +251,7 @@ def main(argv):
     cmd = [sys.executable, '-m', 'benchmarks.search_speed', f'--one_size={n}']
     cmd += [f'--workdir={_WORKDIR.value}', f'--runs_dir={_RUNS_DIR.value}']
     cmd += [f'--max_memory_mb={_MAX_MEMORY_MB.value}', f'--single_queries={_SINGLE.value}']
+    cmd += [f'--curve={_CURVE.value}']
     subprocess.run(cmd, cwd=REPO, check=True)
     results.append(json.loads((pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json').read_text()))
   record = {
