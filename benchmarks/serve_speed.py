@@ -28,7 +28,7 @@ RESULTS = REPO / 'benchmarks' / 'results'
 _GALLERY = flags.DEFINE_string(
   'gallery', str(REPO / 'runs' / 'search_speed' / 'gallery-1000000'), 'An embedding directory.'
 )
-_REQUESTS = flags.DEFINE_integer('requests', 500, 'Requests per concurrency level.')
+_REQUESTS = flags.DEFINE_integer('requests', 300, 'Requests per concurrency level.')
 _CONCURRENCY = flags.DEFINE_list('concurrency', ['1', '8', '32'], 'Concurrent connections.')
 _SERVE = flags.DEFINE_string('serve', '', 'Internal: serve this kind of index on --port.')
 _PORT = flags.DEFINE_integer('port', 0, 'Internal: the port to serve on.')

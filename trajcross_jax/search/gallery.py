@@ -14,6 +14,7 @@ ends with the same bytes as an uninterrupted one. Process p of P writes the shar
 i % P == p, each on its own devices, so several processes (launch/) share the work.
 """
 
+import functools
 import io
 import json
 import os
@@ -224,6 +225,12 @@ def load_embeddings(directory: epath.PathLike, modality: str) -> tuple[np.ndarra
   return out, manifest
 
 
+@functools.lru_cache(maxsize=64)
+def _meta_lines(path: str) -> list[str]:
+  """A metadata shard's lines, read once: a service looks items up many times a second."""
+  return epath.Path(path).read_text().splitlines()
+
+
 def read_metadata(directory: epath.PathLike, ids: Sequence[int]) -> list[dict[str, Any]]:
   """The metadata lines of the items `ids`, in that order."""
   directory = epath.Path(directory)
@@ -234,7 +241,7 @@ def read_metadata(directory: epath.PathLike, ids: Sequence[int]) -> list[dict[st
     by_shard.setdefault(int(item) // size, []).append(int(item))
   found = {}
   for shard, wanted in by_shard.items():
-    lines = (directory / shard_name('meta', shard, 'jsonl')).read_text().splitlines()
+    lines = _meta_lines(str(directory / shard_name('meta', shard, 'jsonl')))
     for item in wanted:
       found[item] = json.loads(lines[item - shard * size])
   return [found[int(item)] for item in ids]

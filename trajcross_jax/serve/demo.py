@@ -85,7 +85,7 @@ def record(directory=DEMO_DIR) -> dict[str, Any]:
   return json.loads(path.read_text())
 
 
-def load(directory=DEMO_DIR, batch_size: int = 256) -> Retriever:
+def load(directory=DEMO_DIR, batch_size: int = 64) -> Retriever:
   """The demo model as a Retriever, after checking its parameters' sha256."""
   directory = epath.Path(directory)
   info = record(directory)
