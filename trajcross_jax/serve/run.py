@@ -16,6 +16,7 @@ from etils import epath
 from trajcross_jax.data import pipeline
 from trajcross_jax.search import gallery as gallery_lib
 from trajcross_jax.search import index as index_lib
+from trajcross_jax.search import modes as search_modes
 from trajcross_jax.serve import app as app_lib
 from trajcross_jax.serve import demo
 
@@ -41,12 +42,7 @@ def demo_galleries(cache: epath.PathLike | None = None) -> dict[str, app_lib.Gal
   config.data.train_size = 1
   builder = pipeline.prepare(config.data)
   directory = cache / 'galleries' / f'{DEMO_NAME}-{retriever.params_hash}'
-  source = pipeline.load_split(
-    builder,
-    'test',
-    False,
-    pipeline.MODEL_FEATURES + ('source', 'ped_id', 'track_id', 'start_frame'),
-  )
+  source = pipeline.load_split(builder, 'test', False, search_modes.GALLERY_FEATURES)
   manifest = gallery_lib.make_manifest(
     retriever,
     dataset=builder.info.full_name,
