@@ -38,8 +38,9 @@ def test_embeddings_equal_the_full_train_state(retriever, trained_workdir, test_
   expected_i = method.embed_images(
     state.params, state.extra, test_split['image'], test_split['box']
   )
-  # 48 items in batches of 16: no padding; 47 pads the last batch.
-  for n in (48, 47):
+  # 48 items in batches of 16: no padding; 47 pads the last batch; 1 and 5 are a service's
+  # short calls, padded to 1 and 8.
+  for n in (48, 47, 1, 5):
     np.testing.assert_allclose(
       retriever.embed_trajectories(test_split['trajectory'][:n]), expected_t[:n], atol=1e-5
     )
@@ -50,6 +51,16 @@ def test_embeddings_equal_the_full_train_state(retriever, trained_workdir, test_
     )
   assert retriever.step == mgr.latest_step()
   assert retriever.config.model.branch_dim == config.model.branch_dim  # From the checkpoint.
+
+
+def test_short_calls_pad_to_a_power_of_two_bucket(retriever):
+  # Rounded up to a multiple of the local devices (the tests run on 2 CPU devices).
+  devices = retriever.mesh.size
+  assert retriever.batch_size == 16 and 16 % devices == 0
+  expected = [max(b, devices) for b in (1, 2, 4, 8, 16, 16, 16)]
+  assert [retriever.bucket(n) for n in (1, 2, 3, 5, 9, 16, 17)] == expected
+  assert retriever.buckets() == sorted({max(b, devices) for b in (1, 2, 4, 8, 16)})
+  assert retriever.buckets(5) == sorted({max(b, devices) for b in (1, 2, 4, 8)})
 
 
 def test_the_parameter_hash_names_the_parameters(retriever):

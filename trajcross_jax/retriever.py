@@ -47,7 +47,8 @@ class Retriever:
     workdir: where the checkpoint lives.
     step: the checkpoint's step.
     params_hash: sha256 of the parameters (hex, 16 digits): names the model in manifests.
-    batch_size: items per jitted call (a multiple of the local device count).
+    batch_size: items per jitted call (a multiple of the local device count); a shorter call is
+      padded to the next power of two (`bucket`).
   """
 
   method: Method
@@ -195,13 +196,27 @@ class Retriever:
     for start in range(0, n, self.batch_size):
       chunk = [a[start : start + self.batch_size] for a in arrays]
       real = len(chunk[0])
-      # A fixed shape compiles once: pad the last batch by repeating its first item.
-      padded = [np.concatenate([c, np.repeat(c[:1], self.batch_size - real, 0)]) for c in chunk]
+      # Few shapes compile: pad a short batch (a service's query, a gallery's last batch) to its
+      # bucket by repeating its first item. One query then costs a one-item call, not a full one.
+      size = self.bucket(real)
+      padded = [np.concatenate([c, np.repeat(c[:1], size - real, 0)]) for c in chunk]
       on_device = [jax.device_put(p, sharding) for p in padded]
       out.append(np.asarray(fn(self.params, self.extra, *on_device))[:real])
     if not out:
       return np.zeros((0, self.embedding_dim), np.float32)
     return np.concatenate(out).astype(np.float32)
+
+  def bucket(self, n: int) -> int:
+    """The batch a call of `n` items is padded to: the next power of two (a multiple of the
+    local devices), at most `batch_size`."""
+    devices = self.mesh.size
+    size = 1 << max(n - 1, 0).bit_length()
+    return min(-(-size // devices) * devices, self.batch_size)
+
+  def buckets(self, up_to: int | None = None) -> list[int]:
+    """Every batch shape that calls of at most `up_to` items (default `batch_size`) compile."""
+    up_to = min(up_to or self.batch_size, self.batch_size)
+    return sorted({self.bucket(n) for n in range(1, up_to + 1)})
 
   @functools.cached_property
   def embedding_dim(self) -> int:

@@ -34,6 +34,7 @@ INDEX_FILE = 'index.json'
 FAISS_FILE = 'index.faiss'
 # Gallery rows scored per step of the exact search: a (queries x BLOCK) float32 score block.
 BLOCK = 65_536
+MIN_K = 16  # The smallest k the exact search compiles for (a larger k: the next power of two).
 RECALL_K = 10
 
 
@@ -72,12 +73,14 @@ class ExactIndex:
     """(Q, D) queries -> (scores (Q, k) float32, ids (Q, k) int64), best first."""
     if not 0 < k <= self.size:
       raise SearchIndexError(f'k={k} must be in [1, {self.size}] (the gallery size)')
-    # Queries padded to a power of two: a service's varying batches compile a few shapes only.
+    # Queries padded to a power of two, k rounded up to one: a service's varying batches and k
+    # compile a few shapes only.
     q = len(queries)
     padded = np.zeros((1 << max(q - 1, 0).bit_length(), queries.shape[1]), np.float32)
     padded[:q] = queries
-    scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), k, self.size)
-    return np.asarray(scores)[:q], np.asarray(ids, np.int64)[:q]
+    kk = min(max(MIN_K, 1 << (k - 1).bit_length()), self.size)
+    scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), kk, self.size)
+    return np.asarray(scores)[:q, :k], np.asarray(ids, np.int64)[:q, :k]
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

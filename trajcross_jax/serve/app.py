@@ -511,15 +511,19 @@ def _endpoint(request: Request) -> str:
 
 
 def _warm_up(galleries: dict[str, Gallery]) -> None:
-  """Compiles every model and search path before /health says ready."""
+  """Compiles every model and search path, at every batch shape the Batcher makes, before
+  /health says ready."""
   for g in galleries.values():
+    example = g.item(0)
     for modality, index in g.indexes.items():
-      asking = other_modality(modality)
-      example = g.item(0)
-      if asking == 'trajectory':
-        z = g.retriever.embed_trajectories(np.asarray(example['trajectory'])[None])
-      else:
-        z = g.retriever.embed_images(
-          np.asarray(example['image'])[None], np.asarray(example['box'])[None]
-        )
-      index.search(z, min(10, g.size))
+      for n in g.retriever.buckets(MAX_BATCH):
+        if other_modality(modality) == 'trajectory':
+          z = g.retriever.embed_trajectories(
+            np.repeat(np.asarray(example['trajectory'])[None], n, 0)
+          )
+        else:
+          z = g.retriever.embed_images(
+            np.repeat(np.asarray(example['image'])[None], n, 0),
+            np.repeat(np.asarray(example['box'])[None], n, 0),
+          )
+        index.search(z, min(10, g.size))
