@@ -70,8 +70,28 @@ def get_config() -> ml_collections.ConfigDict:
   train.learn_temperature = True  # Learn 1/temperature (clipped at 100).
   train.redraw_images = True  # Re-draw training images each step (PROTOCOL.md section 8).
   train.log_every_steps = 20  # Log and append metrics.jsonl every this many steps.
+  # Evaluate config.eval.split every this many epochs and at the end, into metrics.jsonl and the
+  # curves PNG (about 2 s on 2 cores for the 2,379 test pairs). 0: never during training.
+  train.eval_every_epochs = 10
   train.checkpoint_every_steps = 500  # Save a checkpoint every this many steps (and at the end).
   train.keep_checkpoints = 3  # How many checkpoints to keep.
+
+  # The second stage (trajcross_jax/rerank, README "Re-ranking"): a cross-encoder trained after
+  # the bi-encoder on its hardest candidates of the training split; eval, search and serve then
+  # re-order the bi-encoder's top `candidates` by it. Choices: benchmarks/results/tuning.md.
+  config.rerank = rerank = ml_collections.ConfigDict()
+  rerank.enabled = True  # False: the bi-encoder alone (the paper's system).
+  rerank.candidates = 20  # K: the bi-encoder's results it re-orders.
+  rerank.hard_pool = 20  # Training negatives come from the bi-encoder's top this many.
+  rerank.group = 8  # A training group: the true pair and group - 1 hard negatives.
+  rerank.batch_size = 64  # Groups per step.
+  rerank.num_epochs = 1  # Passes over the training split, each pair once as each modality.
+  rerank.learning_rate = 2e-3  # AdamW peak, warmup + cosine.
+  rerank.warmup_steps = 50
+  rerank.stem = 0  # >0: a stride-1 3x3 convolution of this many channels first; 0: none.
+  rerank.channels = (16, 32, 64, 64)  # Stride-2 3x3 convolutions over the pair's 2 channels.
+  rerank.hidden = 64  # The scoring MLP's hidden width.
+  rerank.line_width = 2.0  # Pixels: the trajectory's line drawn in the candidate's box.
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512  # Embedding batch; the last one is padded and masked.

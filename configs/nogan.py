@@ -5,5 +5,6 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
   config.model.adversarial = False
   return config

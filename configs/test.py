@@ -22,6 +22,17 @@ def get_config():
   config.train.num_epochs = 2
   config.train.warmup_steps = 2
   config.train.log_every_steps = 2
+  config.train.eval_every_epochs = 1
   config.train.checkpoint_every_steps = 3
   config.eval.batch_size = 32
+  # Tiny, and off: the tests of the bi-encoder stand alone; tests/test_rerank.py turns it on.
+  config.rerank.enabled = False
+  config.rerank.candidates = 5
+  config.rerank.hard_pool = 6
+  config.rerank.group = 4
+  config.rerank.batch_size = 8
+  config.rerank.num_epochs = 2
+  config.rerank.warmup_steps = 2
+  config.rerank.channels = (4, 8)
+  config.rerank.hidden = 8
   return config

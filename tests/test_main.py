@@ -45,9 +45,13 @@ def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
   _main(work, synthetic_data_dir, '--mode=train')
   assert (work / 'metrics.jsonl').exists() and (work / 'training_curves.png').exists()
   records = [json.loads(x) for x in (work / 'metrics.jsonl').read_text().splitlines()]
+  logged = [r for r in records if 'loss' in r]
   assert {'loss', 'contrastive', 'adversarial', 'disc_acc', 'pairs_per_s', 'eta_s'} <= set(
-    records[-1]
+    logged[-1]
   )
+  # configs/test.py evaluates the test split after each of its 2 epochs of 4 steps.
+  evaluated = [r for r in records if 'split' in r]
+  assert [(r['step'], r['split']) for r in evaluated] == [(4, 'test'), (8, 'test')]
   assert not (work / 'eval').exists()
   run = _main(work, synthetic_data_dir, '--mode=eval')
   results = json.loads((work / 'eval' / 'results.json').read_text())
@@ -55,6 +59,8 @@ def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
   for direction in ('traj2img', 'img2traj'):
     r = results[direction]
     assert set(r) >= {'top@1', 'top@5', 'top@10', 'mean_rank', 'median_rank', 'mrr'}
+    for k in (1, 5, 10):  # The last evaluation along the run saw the same parameters.
+      assert evaluated[-1][f'eval_{direction}_top@{k}'] == pytest.approx(r[f'top@{k}'])
     assert 0 <= r['top@1'] <= r['top@5'] <= r['top@10'] <= 100
     assert 1 <= r['mean_rank'] <= 48
   assert 'traj2img' in run.stderr  # The table is logged.

@@ -7,8 +7,10 @@ there the strict count would report a constant-score model as 100% top@1.
 """
 
 import json
+import time
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -17,6 +19,9 @@ from etils import epath
 
 from trajcross_jax import parallel
 from trajcross_jax.data import pipeline
+from trajcross_jax.data.normalisation import Normalisation
+from trajcross_jax.methods import Method
+from trajcross_jax.rerank.reranker import Reranker, two_stage_ranks
 from trajcross_jax.retriever import Retriever
 
 TOP_K = (1, 5, 10, 15)
@@ -59,13 +64,52 @@ def retrieval_metrics(
   scores: np.ndarray, near_dup: np.ndarray | None = None
 ) -> dict[str, dict[str, float]]:
   """Both directions' metrics from a (trajectory, image) score matrix."""
-  results = {}
+  return {
+    name: direction_metrics(ranks(s), near_dup)
+    for name, s in (('traj2img', scores), ('img2traj', scores.T))
+  }
+
+
+def direction_metrics(r: np.ndarray, near_dup: np.ndarray | None = None) -> dict[str, float]:
+  """One direction's metrics from its 1-based ranks, with top@1 on and off near-duplicates."""
+  results = rank_metrics(r)
+  if near_dup is not None:
+    for label, sel in (('near_dup', near_dup), ('no_near_dup', ~near_dup)):
+      results[f'top@1_{label}'] = float(100.0 * np.mean(r[sel] <= 1)) if sel.any() else None
+  return results
+
+
+def reranked_metrics(
+  reranker: Reranker,
+  z_t: np.ndarray,
+  z_i: np.ndarray,
+  data: dict[str, np.ndarray],
+  near_dup: np.ndarray,
+  chunk: int = 256,
+) -> dict[str, Any]:
+  """Both directions' metrics of the two stages: the bi-encoder's top candidates of the whole
+  split, re-ordered by the cross-encoder; with the re-ranking's cost per query."""
+  n = len(z_t)
+  k = min(reranker.candidates, n)
+  scores = np.asarray(jnp.asarray(z_t) @ jnp.asarray(z_i).T)
+  results: dict[str, Any] = {'candidates': k}
   for name, s in (('traj2img', scores), ('img2traj', scores.T)):
-    r = ranks(s)
-    results[name] = rank_metrics(r)
-    if near_dup is not None:
-      for label, sel in (('near_dup', near_dup), ('no_near_dup', ~near_dup)):
-        results[name][f'top@1_{label}'] = float(100.0 * np.mean(r[sel] <= 1)) if sel.any() else None
+    candidates = np.asarray(jax.lax.top_k(jnp.asarray(s), k)[1])
+    cross = np.zeros((n, k), np.float32)
+    t0 = time.perf_counter()
+    for start in range(0, n, chunk):
+      q, c = slice(start, start + chunk), candidates[start : start + chunk]
+      if name == 'traj2img':
+        cross[q] = reranker.score_trajectory_queries(
+          data['trajectory'][q], data['image'][c], data['box'][c]
+        )
+      else:
+        cross[q] = reranker.score_image_queries(
+          data['image'][q], data['box'][q], data['trajectory'][c]
+        )
+    seconds = time.perf_counter() - t0
+    r = two_stage_ranks(ranks(s), candidates, cross, np.arange(n))
+    results[name] = dict(direction_metrics(r, near_dup), rerank_ms_per_query=1e3 * seconds / n)
   return results
 
 
@@ -90,6 +134,35 @@ def evaluate_embeddings(
   results = {'num_test': len(z_t), 'near_dup_fraction': float(near_dup.mean())}
   results.update(retrieval_metrics(scores, near_dup))
   return results
+
+
+def evaluate_params(
+  method: Method,
+  params: Any,
+  extra: Any,
+  config: ml_collections.ConfigDict,
+  normalisation: Normalisation,
+  source: pipeline.Source,
+  mesh: jax.sharding.Mesh,
+) -> dict[str, Any]:
+  """Every metric on `source` of parameters in memory (training's own, replicated on `mesh`).
+
+  The same `method` object each time reuses its compiled embedding functions."""
+  retriever = Retriever(
+    method=method,
+    params=params,
+    extra=extra,
+    config=config,
+    normalisation=normalisation,
+    workdir='',
+    step=-1,
+    params_hash='',
+    batch_size=config.eval.batch_size,
+    mesh=mesh,
+  )
+  z_t, z_i = embed_split(retriever, source)
+  trajectories = source.get_batch(np.arange(len(source)))['trajectory']
+  return evaluate_embeddings(z_t, z_i, trajectories, config.eval.near_duplicate_m)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -117,6 +190,11 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     'normalisation': {'frame': config.eval.normalisation, **retriever.normalisation.to_json()},
   }
   results.update(evaluate_embeddings(z_t, z_i, trajectories, config.eval.near_duplicate_m))
+  if config.rerank.enabled:
+    reranker = Reranker.load(workdir, retriever.params_hash)
+    data = source.get_batch(np.arange(len(source)))
+    near_dup = near_duplicates(trajectories, config.eval.near_duplicate_m)
+    results['reranked'] = reranked_metrics(reranker, z_t, z_i, data, near_dup)
   if parallel.is_chief():
     path = epath.Path(workdir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -135,4 +213,9 @@ def format_table(results: dict[str, Any]) -> str:
   ]
   for name in ('traj2img', 'img2traj'):
     lines.append(f'{name:9} ' + ' '.join(f'{results[name][c]:11.3f}' for c in cols))
+  if 'reranked' in results:
+    lines.append(f"re-ranked (the bi-encoder's top {results['reranked']['candidates']}):")
+    for name in ('traj2img', 'img2traj'):
+      row = results['reranked'][name]
+      lines.append(f'{name:9} ' + ' '.join(f'{row[c]:11.3f}' for c in cols))
   return '\n'.join(lines)

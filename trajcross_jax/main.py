@@ -1,6 +1,7 @@
 """Entry point: python -m trajcross_jax.main (or `trajcross`) --config C --workdir DIR [--mode].
 
-Modes (MODES): train_and_eval (default), train, eval, prepare, preview, embed, index, search.
+Modes (MODES): train_and_eval (default), train, rerank, eval, prepare, preview, embed, index,
+search, serve.
 Any config field can be overridden: --config.train.batch_size=64.
 """
 
@@ -13,6 +14,8 @@ from ml_collections import config_flags
 
 from trajcross_jax import checkpoint, evaluate, parallel, train, validation
 from trajcross_jax.data import builder, custom, pipeline, preview, readers
+from trajcross_jax.rerank import reranker
+from trajcross_jax.rerank import train as rerank_train
 from trajcross_jax.retriever import InputError
 from trajcross_jax.search import gallery, query
 from trajcross_jax.search import index as index_lib
@@ -23,7 +26,8 @@ config_flags.DEFINE_config_file('config', None, 'Config file (configs/*.py).', l
 flags.DEFINE_string('workdir', None, 'Where checkpoints, metrics and results go.')
 MODES = {
   'train_and_eval': 'train (resuming if there are checkpoints), then evaluate',
-  'train': 'train only',
+  'train': 'train only (the bi-encoder, then the re-ranker when config.rerank.enabled)',
+  'rerank': 'train the re-ranker (config.rerank) over the trained bi-encoder of --workdir',
   'eval': 'evaluate a checkpoint on config.data (results.json)',
   'prepare': 'build the dataset config.data names',
   'preview': 'a PNG of pairs of the dataset',
@@ -52,6 +56,7 @@ USER_ERRORS = (
   gallery.GalleryError,
   index_lib.SearchIndexError,
   query.QueryFileError,
+  reranker.RerankerError,
 )
 
 
@@ -122,9 +127,13 @@ def run(config, mode: str, workdir: str) -> None:
     serve_run.serve(
       lambda: serve_run.named_galleries(entries), config.serve.host, config.serve.port
     )
+  elif mode == 'rerank':
+    rerank_train.train(config, workdir)
   else:
     if mode in ('train', 'train_and_eval'):
       train.train(config, workdir)
+      if config.rerank.enabled:
+        rerank_train.train(config, workdir)
     if mode in ('eval', 'train_and_eval'):
       evaluate.evaluate(config, workdir)
 

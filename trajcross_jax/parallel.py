@@ -181,3 +181,31 @@ def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
     return jax.make_array_from_process_local_data(sharding, x, x.shape)
 
   return jax.tree.map(put, tree)
+
+
+def bucket(n: int, devices: int, batch_size: int) -> int:
+  """The batch a call of `n` items is padded to: the next power of two, a multiple of
+  `devices`, at most `batch_size` (itself a multiple of `devices`)."""
+  size = 1 << max(n - 1, 0).bit_length()
+  return min(-(-size // devices) * devices, batch_size)
+
+
+def map_batches(
+  fn: Callable[..., jax.Array], arrays: list[np.ndarray], batch_size: int, mesh: jax.sharding.Mesh
+) -> np.ndarray | None:
+  """fn over `arrays` (split along their first axis) in batches sharded over `mesh`'s devices.
+
+  Few shapes compile: a short batch (a service's query, a split's last batch) is padded to its
+  `bucket` by repeating its first item, and the padding's outputs are dropped. Returns the
+  concatenated host outputs, or None for no items.
+  """
+  n = len(arrays[0])
+  sharding = batch_sharding(mesh)
+  out = []
+  for start in range(0, n, batch_size):
+    chunk = [a[start : start + batch_size] for a in arrays]
+    real = len(chunk[0])
+    size = bucket(real, mesh.size, batch_size)
+    padded = [np.concatenate([c, np.repeat(c[:1], size - real, 0)]) for c in chunk]
+    out.append(np.asarray(fn(*[jax.device_put(p, sharding) for p in padded]))[:real])
+  return np.concatenate(out) if out else None

@@ -10,23 +10,30 @@ import numpy as np  # noqa: E402
 from etils import epath  # noqa: E402
 
 CURVES = (
-  ('contrastive', 'InfoNCE loss'),
-  ('adversarial', 'modality classifier loss'),
-  ('disc_acc', 'classifier accuracy'),
-  ('batch_acc_t2i', 'in-batch top@1 traj->img'),
-  ('temperature', 'temperature'),
-  ('pairs_per_s', 'pairs / s'),
+  (('contrastive',), 'InfoNCE loss'),
+  (('adversarial',), 'modality classifier loss'),
+  (('disc_acc',), 'classifier accuracy'),
+  (('batch_acc_t2i',), 'in-batch top@1 traj->img'),
+  (('eval_traj2img_top@1', 'eval_img2traj_top@1'), 'evaluated top@1 (%)'),
+  (('temperature',), 'temperature'),
+  (('pairs_per_s',), 'pairs / s'),
 )
 
 
 def training_curves(metrics_jsonl: epath.PathLike, out_png: epath.PathLike) -> None:
-  """Plots each logged metric of metrics.jsonl against the epoch."""
+  """Plots each logged metric of metrics.jsonl against the epoch (evaluations as marked lines)."""
   records = [json.loads(line) for line in epath.Path(metrics_jsonl).read_text().splitlines()]
-  panels = [(k, title) for k, title in CURVES if any(k in r for r in records)]
+  panels = [(keys, title) for keys, title in CURVES if any(k in r for r in records for k in keys)]
   fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 2.8), squeeze=False)
-  for ax, (key, title) in zip(axes[0], panels, strict=True):
-    pts = [(r['epoch'], r[key]) for r in records if key in r]
-    ax.plot(*zip(*pts, strict=True))
+  for ax, (keys, title) in zip(axes[0], panels, strict=True):
+    for key in keys:
+      pts = [(r['epoch'], r[key]) for r in records if key in r]
+      if pts:
+        label = key.split('_')[1] if len(keys) > 1 else None
+        ax.plot(*zip(*pts, strict=True), marker='o' if len(keys) > 1 else None, ms=3, label=label)
+    if len(keys) > 1:
+      split = next((r['split'] for r in records if 'split' in r), '')
+      ax.legend(fontsize=7, title=split, title_fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.set_xlabel('epoch')
   fig.tight_layout()

@@ -189,29 +189,15 @@ class Retriever:
     return self._embed('images', images, boxes)
 
   def _embed(self, which: str, *arrays: np.ndarray) -> np.ndarray:
-    n = len(arrays[0])
-    out = []
-    sharding = parallel.batch_sharding(self.mesh)
-    fn = _embed_fn(self.method, which, self.mesh)
-    for start in range(0, n, self.batch_size):
-      chunk = [a[start : start + self.batch_size] for a in arrays]
-      real = len(chunk[0])
-      # Few shapes compile: pad a short batch (a service's query, a gallery's last batch) to its
-      # bucket by repeating its first item. One query then costs a one-item call, not a full one.
-      size = self.bucket(real)
-      padded = [np.concatenate([c, np.repeat(c[:1], size - real, 0)]) for c in chunk]
-      on_device = [jax.device_put(p, sharding) for p in padded]
-      out.append(np.asarray(fn(self.params, self.extra, *on_device))[:real])
-    if not out:
+    fn = functools.partial(_embed_fn(self.method, which, self.mesh), self.params, self.extra)
+    out = parallel.map_batches(fn, list(arrays), self.batch_size, self.mesh)
+    if out is None:
       return np.zeros((0, self.embedding_dim), np.float32)
-    return np.concatenate(out).astype(np.float32)
+    return out.astype(np.float32)
 
   def bucket(self, n: int) -> int:
-    """The batch a call of `n` items is padded to: the next power of two (a multiple of the
-    local devices), at most `batch_size`."""
-    devices = self.mesh.size
-    size = 1 << max(n - 1, 0).bit_length()
-    return min(-(-size // devices) * devices, self.batch_size)
+    """The batch a call of `n` items is padded to (parallel.bucket)."""
+    return parallel.bucket(n, self.mesh.size, self.batch_size)
 
   def buckets(self, up_to: int | None = None) -> list[int]:
     """Every batch shape that calls of at most `up_to` items (default `batch_size`) compile."""

@@ -15,7 +15,7 @@ import optax
 from absl import logging
 from etils import epath
 
-from trajcross_jax import checkpoint, parallel, plots
+from trajcross_jax import checkpoint, evaluate, parallel, plots
 from trajcross_jax.data import augment, pipeline
 from trajcross_jax.methods import Method, get_method
 
@@ -157,6 +157,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       checkpoint.save(mgr, num_steps, state, dict(meta, data_position={'closed_form': True}))
       logging.info('Fitted %s in closed form; saved as step %d', config.method, num_steps)
       return state
+  # Accuracy along the run: config.eval.split every eval_every_epochs (0: never).
+  eval_every = config.train.eval_every_epochs * per_epoch
+  eval_source = pipeline.run_split(builder, config.eval.split, config.data) if eval_every else None
   p_step = make_parallel_step(method, tx, config.train.redraw_images, mesh, state)
   rng = parallel.replicate(jax.random.key(config.seed), mesh)
 
@@ -186,7 +189,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       t0, t0_step = time.perf_counter(), step
     log_now = step % config.train.log_every_steps == 0 or step == num_steps
     save_now = step % config.train.checkpoint_every_steps == 0 or step == num_steps
-    if not (log_now or save_now):
+    eval_now = bool(eval_every) and (step % eval_every == 0 or step == num_steps)
+    if not (log_now or save_now or eval_now):
       continue
     window.extend(_fetch_finite(pending, mgr))  # Before any save: never keep a NaN state.
     pending = []
@@ -195,6 +199,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
       window = []
       if is_chief:
         _log(record)
+        with metrics_file.open('a') as f:
+          f.write(json.dumps(record) + '\n')
+    if eval_now:
+      results = evaluate.evaluate_params(
+        method, state.params, state.extra, config, frame, eval_source, mesh
+      )
+      record = _eval_record(results, config.eval.split, step, per_epoch, t0)
+      if is_chief:
+        shown = ' '.join(f'{k[5:]} {v:.1f}' for k, v in record.items() if k.startswith('eval_'))
+        logging.info('step %d: %s %s', step, config.eval.split, shown)
         with metrics_file.open('a') as f:
           f.write(json.dumps(record) + '\n')
     if save_now:
@@ -228,6 +242,17 @@ def _summarise(window, step, num_steps, per_epoch, batch_size, t0, t0_step) -> d
   rate = steps_done * batch_size / elapsed if steps_done else float('nan')
   eta = (num_steps - step) * batch_size / rate if steps_done else float('nan')
   record.update(step=step, epoch=step / per_epoch, pairs_per_s=rate, eta_s=eta)
+  return record
+
+
+def _eval_record(results, split: str, step: int, per_epoch: int, t0: float) -> dict[str, Any]:
+  """metrics.jsonl's record of an evaluation along the run: eval_<direction>_top@<k>."""
+  # wall_s: since the first step (compilation excluded), evaluations included.
+  record = {'step': step, 'epoch': step / per_epoch, 'wall_s': time.perf_counter() - t0}
+  record['split'] = split
+  for direction in ('traj2img', 'img2traj'):
+    for k in evaluate.TOP_K[:3]:
+      record[f'eval_{direction}_top@{k}'] = results[direction][f'top@{k}']
   return record
 
 

@@ -34,6 +34,13 @@ _POSITIVE = (
   'index.num_queries',
   'index.target_recall',
   'search.k',
+  'rerank.candidates',
+  'rerank.hard_pool',
+  'rerank.batch_size',
+  'rerank.num_epochs',
+  'rerank.learning_rate',
+  'rerank.hidden',
+  'rerank.line_width',
 )
 # Fields with a fixed set of values.
 _CHOICES = {
@@ -42,7 +49,14 @@ _CHOICES = {
   'index.modality': ('trajectory', 'image'),
   'index.kind': ('exact', 'faiss'),
 }
-_NON_NEGATIVE = ('train.warmup_steps', 'train.weight_decay', 'train.adversarial_weight')
+_NON_NEGATIVE = (
+  'train.warmup_steps',
+  'train.weight_decay',
+  'train.adversarial_weight',
+  'train.eval_every_epochs',
+  'rerank.warmup_steps',
+  'rerank.stem',
+)
 
 
 def _get(config: ml_collections.ConfigDict, dotted: str):
@@ -67,6 +81,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
       raise ValueError(f'config.{field}={value!r}: must be a positive number')
+  group, pool = config.rerank.group, config.rerank.hard_pool
+  if isinstance(group, bool) or not isinstance(group, int) or not 2 <= group <= pool + 1:
+    raise ValueError(
+      f'config.rerank.group={group!r}: must be an integer from 2 to rerank.hard_pool + 1 '
+      f'({pool + 1})'
+    )
   for field in _NON_NEGATIVE:
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:

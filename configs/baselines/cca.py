@@ -5,6 +5,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
   config.method = 'cca'
   config.model.image_pool = 4  # Image average-pooled 4x4 (16 x 16 = 256 features) + box.
   config.model.cca_components = 40  # Canonical pairs kept (the trajectory has 40 features).

@@ -5,6 +5,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
   config.method = 'corr_ae'
   config.model.image_pool = 2  # Image average-pooled 2x2 (32 x 32 = 1024 features) + box.
   config.model.ae_hidden = (512,)  # Encoder hidden layers (the decoder mirrors them).

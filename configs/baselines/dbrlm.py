@@ -5,6 +5,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
   config.method = 'dbrlm'
   config.model.embed_dim = 256  # The common space.
   config.train.dbrlm_gamma = 10.0  # Fixed scale of the cosine inside the softmax.

@@ -5,6 +5,7 @@ from configs import default
 
 def get_config():
   config = default.get_config()
+  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
   config.method = 'moco'
   # One encoder (and its momentum copy) reads both modalities: the trajectory's raster is drawn
   # at the image's 64 pixels, whatever the TRAJCROSS default.

@@ -1,0 +1,185 @@
+"""The second stage: the cross-encoder re-ranker, its training and its two-stage metrics."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from trajcross_jax import evaluate
+from trajcross_jax.data import render
+from trajcross_jax.rerank import model as model_lib
+from trajcross_jax.rerank import train as rerank_train
+from trajcross_jax.rerank.reranker import Reranker, RerankerError, reorder, two_stage_ranks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _config(data_dir):
+  config = test_config.get_config()
+  config.data.data_dir = data_dir
+  config.rerank.enabled = True
+  return config
+
+
+@pytest.fixture(scope='module')
+def reranked_workdir(tmp_path_factory, trained_workdir, synthetic_data_dir):
+  """A copy of the trained test workdir with a re-ranker trained over its bi-encoder."""
+  workdir = tmp_path_factory.mktemp('reranked') / 'w'
+  shutil.copytree(trained_workdir, workdir)
+  rerank_train.train(_config(synthetic_data_dir), str(workdir))
+  return str(workdir)
+
+
+def test_two_stage_ranks():
+  candidates = np.array([[4, 7, 1], [2, 0, 3], [5, 6, 8], [9, 1, 2]])
+  scores = np.array([[0.1, 0.9, 0.5], [0.2, 0.2, 0.1], [0.0, 0.0, 0.0], [np.nan, 1.0, 0.0]])
+  own = np.array([1, 0, 3, 9])
+  bi = np.array([3, 2, 7, 1])
+  # Query 0: own item 1 scored 0.5, beaten by 0.9 -> 2. Query 1: own item 0 tied with item 2
+  # (a tie counts against it) -> 2. Query 2: own item not among the candidates: keeps rank 7.
+  # Query 3: own item 9 scored NaN: every other candidate ranks above it -> 3.
+  np.testing.assert_array_equal(two_stage_ranks(bi, candidates, scores, own), [2, 2, 7, 3])
+
+
+def test_reorder_sorts_candidates_best_first():
+  ids, scores = reorder(np.array([[3, 1, 2]]), np.array([[0.1, 0.7, 0.3]]))
+  np.testing.assert_array_equal(ids, [[1, 2, 3]])
+  np.testing.assert_allclose(scores, [[0.7, 0.3, 0.1]])
+
+
+def test_hard_candidates_are_the_best_others():
+  rng = np.random.default_rng(0)
+  q, g = rng.normal(size=(50, 8)), rng.normal(size=(50, 8))
+  got = rerank_train.hard_candidates(q.astype(np.float32), g.astype(np.float32), 6, chunk=16)
+  s = q @ g.T
+  np.fill_diagonal(s, -np.inf)
+  np.testing.assert_array_equal(got, np.argsort(-s, axis=1)[:, :6])
+  assert not (got == np.arange(50)[:, None]).any()
+
+
+def test_groups_put_the_partner_first(tiny_batch):
+  rng = np.random.default_rng(0)
+  pools = np.array([[j for j in range(8) if j != i][:5] for i in range(8)])
+  queries = np.array([0, 3, 5, 6])
+  ids = rerank_train.sample_groups(rng, queries, pools, 4)
+  np.testing.assert_array_equal(ids[:, 0], queries)
+  for row, q in zip(ids, queries, strict=True):
+    assert len(set(row)) == 4 and set(row[1:]) <= set(pools[q])
+  is_image = np.array([False, True, False, True])
+  batch = rerank_train.group_batch(tiny_batch, queries, ids, is_image)
+  assert batch['trajectory'].shape == (4, 4, 20, 2) and batch['image'].shape == (4, 4, 64, 64, 1)
+  # A trajectory query meets its group's images; an image query its group's trajectories.
+  np.testing.assert_array_equal(batch['image'][0], tiny_batch['image'][ids[0]])
+  np.testing.assert_allclose(batch['trajectory'][0], tiny_batch['trajectory'][[0] * 4])
+  np.testing.assert_allclose(batch['trajectory'][1], tiny_batch['trajectory'][ids[1]])
+  np.testing.assert_array_equal(batch['image'][1], tiny_batch['image'][[3] * 4])
+  np.testing.assert_allclose(batch['box'][1], tiny_batch['box'][[3] * 4])
+
+
+def test_the_pair_input_draws_the_trajectory_over_its_own_image(tiny_batch):
+  t, image, box = tiny_batch['trajectory'], tiny_batch['image'], tiny_batch['box']
+  # The widths the fixture's images were drawn with (conftest: draw_image_params(t, 0, 1, i, 0)).
+  widths = [render.draw_image_params(t[i], 0, 1, i, 0)[1] for i in range(len(t))]
+  for i, w in enumerate(widths):
+    x = np.asarray(model_lib.pair_input(t[i : i + 1], image[i : i + 1], box[i : i + 1], w))[0]
+    assert x.shape == (64, 64, 2)
+    np.testing.assert_allclose(x[..., 1], image[i, ..., 0] / 255.0, atol=1e-6)
+    # Drawn at the image's own width in its own box, the trajectory is the image (up to the
+    # float32 box and rounding).
+    assert np.abs(x[..., 0] - x[..., 1]).max() < 0.05
+  # In another pair's box it misses that pair's image.
+  x = np.asarray(model_lib.pair_input(t[:1].repeat(7, 0), image[1:], box[1:], 2.0))
+  assert (np.abs(x[..., 0] - x[..., 1]).max(axis=(1, 2)) > 0.5).all()
+
+
+def test_a_trained_reranker_reloads_to_the_same_scores(reranked_workdir, tiny_batch):
+  from trajcross_jax.retriever import Retriever
+
+  bi = Retriever.load(reranked_workdir)
+  loaded = Reranker.load(reranked_workdir, bi.params_hash)
+  record = json.loads((Path(reranked_workdir) / 'rerank' / 'rerank.json').read_text())
+  assert record['bi_encoder'] == {'step': bi.step, 'params_hash': bi.params_hash}
+  assert record['config']['candidates'] == 5 and loaded.candidates == 5
+  s = loaded.score(tiny_batch['trajectory'], tiny_batch['image'], tiny_batch['box'])
+  assert s.shape == (8,) and np.isfinite(s).all()
+  # Scoring in groups equals scoring the pairs one by one.
+  t2i = loaded.score_trajectory_queries(
+    tiny_batch['trajectory'][:2],
+    np.stack([tiny_batch['image']] * 2),
+    np.stack([tiny_batch['box']] * 2),
+  )
+  np.testing.assert_allclose(
+    t2i[0],
+    loaded.score(
+      np.repeat(tiny_batch['trajectory'][:1], 8, 0), tiny_batch['image'], tiny_batch['box']
+    ),
+    atol=1e-5,
+  )
+  i2t = loaded.score_image_queries(
+    tiny_batch['image'][:1], tiny_batch['box'][:1], tiny_batch['trajectory'][None]
+  )
+  np.testing.assert_allclose(
+    i2t[0],
+    loaded.score(
+      tiny_batch['trajectory'],
+      np.repeat(tiny_batch['image'][:1], 8, 0),
+      np.repeat(tiny_batch['box'][:1], 8, 0),
+    ),
+    atol=1e-5,
+  )
+  with pytest.raises(RerankerError, match='trained on the candidates of bi-encoder'):
+    Reranker.load(reranked_workdir, 'another')
+
+
+def test_training_again_keeps_an_up_to_date_reranker(reranked_workdir, synthetic_data_dir):
+  params = Path(reranked_workdir) / 'rerank' / 'rerank.json'
+  before = params.stat().st_mtime_ns
+  rerank_train.train(_config(synthetic_data_dir), reranked_workdir)
+  assert params.stat().st_mtime_ns == before
+
+
+def test_evaluation_reports_both_stages(reranked_workdir, synthetic_data_dir):
+  results = evaluate.evaluate(_config(synthetic_data_dir), reranked_workdir)
+  reranked = results['reranked']
+  assert reranked['candidates'] == 5
+  for direction in ('traj2img', 'img2traj'):
+    bi, two = results[direction], reranked[direction]
+    # Re-ordering the top 5 changes which of them comes first, never whether the pair is in it.
+    assert two['top@5'] == pytest.approx(bi['top@5'])
+    assert two['top@10'] == pytest.approx(bi['top@10'])
+    assert 0 <= two['top@1'] <= two['top@5'] <= 100
+    assert two['rerank_ms_per_query'] > 0
+    assert {'top@1_near_dup', 'top@1_no_near_dup'} <= set(two)
+  written = json.loads((Path(reranked_workdir) / 'eval' / 'results.json').read_text())
+  assert written['reranked'] == json.loads(json.dumps(reranked))
+
+
+def test_evaluating_without_a_reranker_is_one_clear_line(
+  tmp_path, trained_workdir, synthetic_data_dir
+):
+  workdir = tmp_path / 'w'
+  shutil.copytree(trained_workdir, workdir)
+  run = subprocess.run(
+    [
+      sys.executable,
+      '-m',
+      'trajcross_jax.main',
+      '--config=configs/test.py',
+      f'--workdir={workdir}',
+      f'--config.data.data_dir={synthetic_data_dir}',
+      '--config.rerank.enabled=True',
+      '--mode=eval',
+    ],
+    cwd=REPO,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert run.returncode != 0
+  assert run.stderr.strip().splitlines()[-1].startswith('error: no re-ranker in ')
+  assert 'Traceback' not in run.stderr

@@ -1,0 +1,178 @@
+"""A trained cross-encoder, ready to re-rank: load, score pairs, re-order candidate lists.
+
+A re-ranker lives in WORKDIR/rerank (an orbax checkpoint of its parameters and rerank.json: its
+config, and the bi-encoder checkpoint whose candidates it was trained on). Two stages: the
+bi-encoder's top `candidates` of the whole gallery, then these re-ordered by the cross-encoder's
+score; results past the candidates keep the bi-encoder's order.
+"""
+
+import dataclasses
+import functools
+import json
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from etils import epath
+
+from trajcross_jax import parallel
+from trajcross_jax.rerank.model import CrossEncoder
+
+DIRECTORY = 'rerank'
+RECORD_FILE = 'rerank.json'
+
+
+class RerankerError(ValueError):
+  """A re-ranker that is missing or does not belong to the bi-encoder it is used with."""
+
+
+def build_model(rerank: ml_collections.ConfigDict) -> CrossEncoder:
+  """The cross-encoder of a config's `rerank` section."""
+  return CrossEncoder(
+    stem=rerank.stem,
+    channels=tuple(rerank.channels),
+    hidden=rerank.hidden,
+    line_width=rerank.line_width,
+  )
+
+
+def abstract_params(model: CrossEncoder, window_length: int, image_size: int):
+  """The shapes of the cross-encoder's parameters, without computing them."""
+  example = (
+    jnp.zeros((1, window_length, 2)),
+    jnp.zeros((1, image_size, image_size, 1), jnp.uint8),
+    jnp.zeros((1, 4)),
+  )
+  return jax.eval_shape(model.init, jax.random.key(0), *example)
+
+
+@dataclasses.dataclass(eq=False)
+class Reranker:
+  """The cross-encoder and its parameters (replicated on the local devices).
+
+  Attributes:
+    model: the cross-encoder.
+    params: its parameters.
+    record: rerank.json: config (the rerank section), bi_encoder (step, params_hash), training.
+    mesh: the local devices.
+    batch_size: pairs per jitted call (a multiple of the local devices).
+  """
+
+  model: CrossEncoder
+  params: Any
+  record: dict[str, Any]
+  mesh: jax.sharding.Mesh
+  batch_size: int = 1024
+
+  @property
+  def candidates(self) -> int:
+    """How many of the bi-encoder's results it re-orders."""
+    return int(self.record['config']['candidates'])
+
+  @classmethod
+  def create(cls, model: CrossEncoder, params: Any, record: dict[str, Any]) -> 'Reranker':
+    mesh = parallel.make_mesh(jax.local_devices())
+    params = jax.device_put(params, parallel.replicated(mesh))
+    batch_size = -(-1024 // mesh.size) * mesh.size
+    return cls(model=model, params=params, record=record, mesh=mesh, batch_size=batch_size)
+
+  @classmethod
+  def load(cls, workdir: epath.PathLike, bi_encoder_hash: str | None = None) -> 'Reranker':
+    """The re-ranker trained in `workdir`.
+
+    Raises:
+      RerankerError: none there, or (with `bi_encoder_hash`) trained on another bi-encoder's
+        candidates.
+    """
+    directory = epath.Path(workdir).absolute() / DIRECTORY
+    if not (directory / RECORD_FILE).exists():
+      raise RerankerError(
+        f'no re-ranker in {directory}: train one (--mode=train with --config.rerank.enabled, '
+        'or --mode=rerank on a trained workdir), or set --config.rerank.enabled=False'
+      )
+    record = json.loads((directory / RECORD_FILE).read_text())
+    trained_on = record['bi_encoder']['params_hash']
+    if bi_encoder_hash is not None and trained_on != bi_encoder_hash:
+      raise RerankerError(
+        f'the re-ranker in {directory} was trained on the candidates of bi-encoder {trained_on}, '
+        f'not {bi_encoder_hash}: train it again (--mode=rerank)'
+      )
+    rerank = ml_collections.ConfigDict(record['config'])
+    model = build_model(rerank)
+    target = abstract_params(model, record['window_length'], record['image_size'])
+    params = ocp.StandardCheckpointer().restore(directory / 'params', target)
+    return cls.create(model, params, record)
+
+  def save(self, workdir: epath.PathLike) -> None:
+    """Writes the parameters and rerank.json under WORKDIR/rerank (the record last: a directory
+    with a record is complete)."""
+    directory = epath.Path(workdir).absolute() / DIRECTORY
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(directory / 'params', jax.device_get(self.params), force=True)
+    checkpointer.wait_until_finished()
+    tmp = directory / (RECORD_FILE + '.tmp')
+    tmp.write_text(json.dumps(self.record, indent=2))
+    tmp.rename(directory / RECORD_FILE)
+
+  def score(self, trajectories: np.ndarray, images: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N, M, 2) trajectories against (N, S, S, 1) images with (N, 4) boxes -> (N,) scores."""
+    fn = functools.partial(_score_fn(self.model, self.mesh), self.params)
+    arrays = [np.asarray(trajectories, np.float32), np.asarray(images), np.asarray(boxes)]
+    out = parallel.map_batches(fn, arrays, self.batch_size, self.mesh)
+    return np.zeros((0,), np.float32) if out is None else out
+
+  def score_trajectory_queries(self, trajectories, images, boxes) -> np.ndarray:
+    """(Q, M, 2) queries against their (Q, K, S, S, 1) candidate images -> (Q, K) scores."""
+    q, k = np.shape(images)[:2]
+    repeated = np.repeat(np.asarray(trajectories)[:, None], k, axis=1)
+    flat = self.score(
+      repeated.reshape(q * k, -1, 2),
+      np.reshape(images, (q * k, *np.shape(images)[2:])),
+      np.reshape(boxes, (q * k, 4)),
+    )
+    return flat.reshape(q, k)
+
+  def score_image_queries(self, images, boxes, trajectories) -> np.ndarray:
+    """(Q, S, S, 1) queries with (Q, 4) boxes against (Q, K, M, 2) candidates -> (Q, K)."""
+    q, k = np.shape(trajectories)[:2]
+    flat = self.score(
+      np.reshape(trajectories, (q * k, *np.shape(trajectories)[2:])),
+      np.repeat(np.asarray(images), k, axis=0),
+      np.repeat(np.asarray(boxes), k, axis=0),
+    )
+    return flat.reshape(q, k)
+
+
+@functools.lru_cache(maxsize=8)
+def _score_fn(model: CrossEncoder, mesh: jax.sharding.Mesh):
+  return jax.jit(model.apply, out_shardings=parallel.replicated(mesh))
+
+
+def reorder(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(Q, K) candidate ids and their cross-encoder scores -> both sorted best first (stable)."""
+  order = np.argsort(-scores, axis=1, kind='stable')
+  return np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
+
+
+def two_stage_ranks(bi_ranks: np.ndarray, candidates: np.ndarray, scores: np.ndarray, own):
+  """Ranks (1 = best) of each query's own item after re-ranking its candidates.
+
+  Args:
+    bi_ranks: (Q,) the own item's rank under the bi-encoder alone.
+    candidates: (Q, K) the bi-encoder's top K ids.
+    scores: (Q, K) the cross-encoder's scores of those.
+    own: (Q,) each query's own item id.
+
+  An own item among the candidates takes 1 + the number of other candidates not scored strictly
+  below it (ties and NaN count against it, as evaluate.ranks does); one outside them keeps its
+  bi-encoder rank (> K): the second stage only re-orders the first K.
+  """
+  hit = candidates == np.asarray(own)[:, None]
+  inside = hit.any(axis=1)
+  own_score = np.sum(np.where(hit, scores, 0.0), axis=1)
+  above = (~(scores < own_score[:, None]) & ~hit).sum(axis=1)
+  return np.where(inside, 1 + above, bi_ranks)
