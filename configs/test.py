@@ -22,7 +22,7 @@ def get_config():
   config.train.num_epochs = 2
   config.train.warmup_steps = 2
   config.train.log_every_steps = 2
-  config.train.eval_every_epochs = 1
+  config.train.eval_every_epochs = 0  # tests/test_main.py turns it on.
   config.train.checkpoint_every_steps = 3
   config.eval.batch_size = 32
   # Tiny, and off: the tests of the bi-encoder stand alone; tests/test_rerank.py turns it on.

@@ -42,14 +42,14 @@ def _final_params(workdir):
 
 def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
   work = tmp_path / 'w'
-  _main(work, synthetic_data_dir, '--mode=train')
+  _main(work, synthetic_data_dir, '--mode=train', '--config.train.eval_every_epochs=1')
   assert (work / 'metrics.jsonl').exists() and (work / 'training_curves.png').exists()
   records = [json.loads(x) for x in (work / 'metrics.jsonl').read_text().splitlines()]
   logged = [r for r in records if 'loss' in r]
   assert {'loss', 'contrastive', 'adversarial', 'disc_acc', 'pairs_per_s', 'eta_s'} <= set(
     logged[-1]
   )
-  # configs/test.py evaluates the test split after each of its 2 epochs of 4 steps.
+  # The test split evaluated after each of configs/test.py's 2 epochs of 4 steps.
   evaluated = [r for r in records if 'split' in r]
   assert [(r['step'], r['split']) for r in evaluated] == [(4, 'test'), (8, 'test')]
   assert not (work / 'eval').exists()

@@ -14,7 +14,8 @@ from trajcross_jax import evaluate
 from trajcross_jax.data import render
 from trajcross_jax.rerank import model as model_lib
 from trajcross_jax.rerank import train as rerank_train
-from trajcross_jax.rerank.reranker import Reranker, RerankerError, reorder, two_stage_ranks
+from trajcross_jax.rerank.reranker import Reranker, RerankerError, two_stage_ranks
+from trajcross_jax.search import gallery, modes, query
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,12 +45,6 @@ def test_two_stage_ranks():
   # (a tie counts against it) -> 2. Query 2: own item not among the candidates: keeps rank 7.
   # Query 3: own item 9 scored NaN: every other candidate ranks above it -> 3.
   np.testing.assert_array_equal(two_stage_ranks(bi, candidates, scores, own), [2, 2, 7, 3])
-
-
-def test_reorder_sorts_candidates_best_first():
-  ids, scores = reorder(np.array([[3, 1, 2]]), np.array([[0.1, 0.7, 0.3]]))
-  np.testing.assert_array_equal(ids, [[1, 2, 3]])
-  np.testing.assert_allclose(scores, [[0.7, 0.3, 0.1]])
 
 
 def test_hard_candidates_are_the_best_others():
@@ -183,3 +178,42 @@ def test_evaluating_without_a_reranker_is_one_clear_line(
   assert run.returncode != 0
   assert run.stderr.strip().splitlines()[-1].startswith('error: no re-ranker in ')
   assert 'Traceback' not in run.stderr
+
+
+def test_search_reranks_the_head_of_the_index_results(
+  reranked_workdir, synthetic_data_dir, tmp_path
+):
+  config = _config(synthetic_data_dir)
+  config.embed.dir = str(tmp_path / 'gallery')
+  config.embed.split = 'test'
+  modes.embed(config, reranked_workdir)
+  modes.index(config, reranked_workdir)
+  config.search.split = 'test'
+  config.search.ids = tuple(range(48))
+  config.search.k = 8
+  config.search.grid = False
+  config.search.out = str(tmp_path / 'two')
+  two = modes.search(config, reranked_workdir)
+  config.rerank.enabled = False
+  config.search.out = str(tmp_path / 'one')
+  one = modes.search(config, reranked_workdir)
+  reranker = Reranker.load(reranked_workdir)
+  source = query.dataset_source(gallery.read_manifest(tmp_path / 'gallery'))
+  for q, (first, second) in enumerate(zip(one, two, strict=True)):
+    bi = [h['id'] for h in first['results']]
+    hits = second['results']
+    # The first 5 (rerank.candidates) are the index's first 5, ordered by the cross-encoder;
+    # the rest keep the index's order.
+    assert sorted(h['id'] for h in hits[:5]) == sorted(bi[:5])
+    assert [h['id'] for h in hits[5:]] == bi[5:]
+    cross = [h['rerank_score'] for h in hits[:5]]
+    assert cross == sorted(cross, reverse=True)
+    assert all(h['rerank_score'] is None for h in hits[5:])
+    if q < 3:  # The cross-encoder's own score of the query and each hit's image.
+      item, found = source[q], source.__getitems__([h['id'] for h in hits[:5]])
+      expected = reranker.score(
+        np.repeat(item['trajectory'][None], 5, 0),
+        np.stack([f['image'] for f in found]),
+        np.stack([f['box'] for f in found]),
+      )
+      np.testing.assert_allclose(cross, expected, rtol=1e-4, atol=1e-4)

@@ -152,12 +152,6 @@ def _score_fn(model: CrossEncoder, mesh: jax.sharding.Mesh):
   return jax.jit(model.apply, out_shardings=parallel.replicated(mesh))
 
 
-def reorder(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """(Q, K) candidate ids and their cross-encoder scores -> both sorted best first (stable)."""
-  order = np.argsort(-scores, axis=1, kind='stable')
-  return np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
-
-
 def two_stage_ranks(bi_ranks: np.ndarray, candidates: np.ndarray, scores: np.ndarray, own):
   """Ranks (1 = best) of each query's own item after re-ranking its candidates.
 

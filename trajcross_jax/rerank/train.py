@@ -59,6 +59,7 @@ def group_batch(data: dict[str, np.ndarray], queries: np.ndarray, ids: np.ndarra
   t_query = np.repeat(data['trajectory'][queries][:, None], g, axis=1)
   i_query = np.repeat(data['image'][queries][:, None], g, axis=1)
   b_query = np.repeat(data['box'][queries][:, None], g, axis=1)
+
   def mask(like):  # is_image broadcast against a (B, G, ...) array.
     return is_image.reshape((-1,) + (1,) * (like.ndim - 1))
 

@@ -14,6 +14,7 @@ from etils import epath
 
 from trajcross_jax import parallel, plots
 from trajcross_jax.data import pipeline
+from trajcross_jax.rerank.reranker import Reranker
 from trajcross_jax.retriever import IMAGE_SIZE, Retriever
 from trajcross_jax.search import gallery, query
 from trajcross_jax.search import index as index_lib
@@ -104,8 +105,12 @@ def search(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, An
   )
   idx = index_lib.Index.load(path)
   retriever = Retriever.load(workdir, config.eval.step, config, batch_size=config.eval.batch_size)
-  searcher = query.Searcher(retriever, idx)
   manifest = gallery.read_manifest(idx.embeddings_dir)
+  if config.rerank.enabled:  # The second stage: the re-ranker trained beside the checkpoint.
+    reranker = Reranker.load(workdir, retriever.params_hash)
+    searcher = query.Searcher(retriever, idx, reranker, query.dataset_source(manifest))
+  else:
+    searcher = query.Searcher(retriever, idx)
   if s.queries:
     if searcher.query_modality == 'trajectory':
       queries = query.read_trajectory_queries(s.queries, retriever.window_length)

@@ -22,6 +22,7 @@ from etils import epath
 from PIL import Image
 
 from trajcross_jax.data import readers
+from trajcross_jax.rerank.reranker import Reranker
 from trajcross_jax.retriever import Retriever
 from trajcross_jax.search import gallery
 from trajcross_jax.search.index import Index, SearchIndexError, other_modality
@@ -51,6 +52,10 @@ class Searcher:
 
   retriever: Retriever
   index: Index
+  # The second stage (or None): re-orders the index's top reranker.candidates by the
+  # cross-encoder, which reads the candidates from `items` (random access to the gallery).
+  reranker: Reranker | None = None
+  items: Any = None
 
   def __post_init__(self):
     made_by = self.index.record['gallery']['checkpoint']['params_hash']
@@ -75,13 +80,20 @@ class Searcher:
       return self.retriever.embed_trajectories(queries.trajectory)
     return self.retriever.embed_images(queries.image, queries.box)
 
-  def search(self, queries: Queries, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(scores (N, k), ids (N, k)), best first."""
-    return self.index.search(self.embed(queries), k)
+  def search(self, queries: Queries, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(scores (N, k), ids (N, k), rerank scores (N, k) or None), best first: each hit's
+    bi-encoder score, and with a re-ranker its cross-encoder score (NaN past the re-ranked)."""
+    z = self.embed(queries)
+    if self.reranker is None:
+      return (*self.index.search(z, k), None)
+    # At least k (a k past the gallery is the index's error), and the re-ranked head.
+    scores, ids = self.index.search(z, max(k, min(self.reranker.candidates, self.index.size)))
+    arrays = {'trajectory': queries.trajectory, 'image': queries.image, 'box': queries.box}
+    return rerank_hits(self.reranker, queries.modality, arrays, scores, ids, self.items, k)
 
   def results(self, queries: Queries, k: int) -> list[dict[str, Any]]:
     """Each query's top-k with the gallery metadata of each result."""
-    scores, ids = self.search(queries, k)
+    scores, ids, reranked = self.search(queries, k)
     meta = gallery.read_metadata(self.index.embeddings_dir, ids.reshape(-1))
     out = []
     for q, name in enumerate(queries.names):
@@ -89,9 +101,49 @@ class Searcher:
       for rank in range(k):
         record = dict(meta[q * k + rank])
         record.update(rank=rank + 1, score=float(scores[q, rank]))
+        if reranked is not None:
+          value = float(reranked[q, rank])
+          record['rerank_score'] = value if np.isfinite(value) else None
         hits.append(record)
       out.append({'query': name, 'results': hits})
     return out
+
+
+def rerank_hits(
+  reranker: Reranker,
+  modality: str,
+  queries: dict[str, np.ndarray | None],
+  scores: np.ndarray,
+  ids: np.ndarray,
+  items: Any,
+  k: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The second stage over a first stage's (scores, ids) (N, >= k), best first.
+
+  The first reranker.candidates hits of each query are scored by the cross-encoder (against
+  their items, read from `items` by id) and re-ordered by it; the rest keep their order.
+  Returns (bi-encoder scores, ids, cross-encoder scores with NaN past the re-ranked), cut to k.
+  """
+  n, c = len(ids), min(reranker.candidates, ids.shape[1])
+  head = ids[:, :c]
+  found = items.__getitems__([int(i) for i in head.reshape(-1)])
+  if modality == 'trajectory':
+    images = np.stack([np.asarray(f['image']) for f in found])
+    boxes = np.stack([np.asarray(f['box'], np.float32) for f in found])
+    cross = reranker.score_trajectory_queries(
+      queries['trajectory'], images.reshape(n, c, *images.shape[1:]), boxes.reshape(n, c, 4)
+    )
+  else:
+    trajectories = np.stack([np.asarray(f['trajectory'], np.float32) for f in found])
+    cross = reranker.score_image_queries(
+      queries['image'], queries['box'], trajectories.reshape(n, c, *trajectories.shape[1:])
+    )
+  order = np.argsort(-cross, axis=1, kind='stable')
+  ids = np.concatenate([np.take_along_axis(head, order, 1), ids[:, c:]], axis=1)[:, :k]
+  scores = np.concatenate([np.take_along_axis(scores[:, :c], order, 1), scores[:, c:]], 1)[:, :k]
+  reranked = np.full(ids.shape, np.nan, np.float32)
+  reranked[:, : min(c, k)] = np.take_along_axis(cross, order, 1)[:, :k]
+  return scores, ids, reranked
 
 
 def read_trajectory_queries(path: epath.PathLike, window_length: int) -> Queries:

@@ -3,7 +3,8 @@
 Endpoints (JSON errors everywhere, never a stack trace):
   POST /search                  a trajectory ([[x, y], ...] metres, or a GeoJSON LineString) or an
                                 image (base64 PNG, or multipart) with its box, or a gallery item;
-                                k and the gallery name -> results, best first
+                                k, the gallery name, rerank (default: true where the gallery's
+                                model has a re-ranker) -> results, best first
   GET  /items/{index}/{id}      the item: ?modality=image (PNG, box in the X-Box header) or
                                 trajectory (?format=json|geojson)
   GET  /indexes                 the galleries: sizes, modalities, index kinds, scene extent
@@ -33,7 +34,9 @@ from fastapi.staticfiles import StaticFiles
 from PIL import Image
 from starlette.exceptions import HTTPException
 
+from trajcross_jax import parallel
 from trajcross_jax.data import geo, pipeline, resample
+from trajcross_jax.rerank import reranker as rerank_lib
 from trajcross_jax.retriever import IMAGE_SIZE, InputError, Retriever, check_boxes
 from trajcross_jax.search import gallery as gallery_lib
 from trajcross_jax.search import query as query_lib
@@ -64,6 +67,7 @@ class Gallery:
   manifest: dict[str, Any]
   source: Any  # Random access to the gallery's dataset split (its items).
   projection: geo.Projection | None
+  reranker: rerank_lib.Reranker | None = None  # The second stage, where the model has one.
 
   @classmethod
   def load(
@@ -72,9 +76,11 @@ class Gallery:
     directory: epath.PathLike,
     retriever: Retriever | None = None,
     kind: str | None = None,
+    reranker: rerank_lib.Reranker | None = None,
   ):
     """The indexes in `directory` (of `kind`, or exact where both are), with the model its
-    manifest names (or `retriever`, which must be that model)."""
+    manifest names (or `retriever`, which must be that model), and the re-ranker trained
+    beside that model's checkpoint if there is one (or `reranker`, which must be of it)."""
     directory = epath.Path(directory)
     manifest = gallery_lib.read_manifest(directory)
     indexes = {}
@@ -88,6 +94,14 @@ class Gallery:
     if retriever is None:
       checkpoint = manifest['checkpoint']
       retriever = Retriever.load(checkpoint['workdir'], checkpoint['step'])
+      if (
+        epath.Path(checkpoint['workdir']) / rerank_lib.DIRECTORY / rerank_lib.RECORD_FILE
+      ).exists():
+        reranker = rerank_lib.Reranker.load(checkpoint['workdir'], retriever.params_hash)
+    if (
+      reranker is not None and reranker.record['bi_encoder']['params_hash'] != retriever.params_hash
+    ):
+      raise rerank_lib.RerankerError(f'the re-ranker given for {name!r} is not of its model')
     for index in indexes.values():
       query_lib.Searcher(retriever, index)  # Refuses an index of another checkpoint.
     builder = query_lib.dataset_builder(manifest)
@@ -98,6 +112,7 @@ class Gallery:
       manifest=manifest,
       source=builder.as_data_source(split=manifest['split']),
       projection=pipeline.projection(builder),
+      reranker=reranker,
     )
 
   @property
@@ -119,6 +134,8 @@ class Gallery:
       'extent': [cx - s, cy - s, cx + s, cy + s],
       'lonlat': self.projection is not None,
       'model': {k: self.manifest['checkpoint'][k] for k in ('step', 'params_hash')},
+      # Searches re-rank the index's top `candidates` unless a request says "rerank": false.
+      'rerank': None if self.reranker is None else {'candidates': self.reranker.candidates},
     }
 
   def item(self, item_id: int) -> dict[str, Any]:
@@ -137,11 +154,12 @@ class Batcher:
     self.task: asyncio.Task | None = None
     self.sizes = sizes  # A histogram of batch sizes (Metrics.batch).
 
-  async def search(self, arrays: dict[str, np.ndarray], k: int):
+  async def search(self, arrays: dict[str, np.ndarray], k: int, rerank: bool):
+    """(bi-encoder scores (k,), ids (k,), cross-encoder scores (k,) or None), best first."""
     if self.task is None:
       self.task = asyncio.get_running_loop().create_task(self._run())
     future = asyncio.get_running_loop().create_future()
-    await self.queue.put((arrays, k, future))
+    await self.queue.put((arrays, (k, rerank), future))
     return await future
 
   async def _run(self):
@@ -166,19 +184,31 @@ class Batcher:
       for (_, _, future), result in zip(batch, found, strict=True):
         future.set_result(result)
 
-  def _search(self, batch) -> list[tuple[np.ndarray, np.ndarray]]:
-    retriever = self.gallery.retriever
-    index = self.gallery.indexes[other_modality(self.modality)]
+  def _search(self, batch) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    g = self.gallery
+    index = g.indexes[other_modality(self.modality)]
+    names = ('trajectory',) if self.modality == 'trajectory' else ('image', 'box')
+    arrays = {n: np.concatenate([a[n] for a, _, _ in batch]) for n in names}
     if self.modality == 'trajectory':
-      z = retriever.embed_trajectories(np.concatenate([a['trajectory'] for a, _, _ in batch]))
+      z = g.retriever.embed_trajectories(arrays['trajectory'])
     else:
-      z = retriever.embed_images(
-        np.concatenate([a['image'] for a, _, _ in batch]),
-        np.concatenate([a['box'] for a, _, _ in batch]),
+      z = g.retriever.embed_images(arrays['image'], arrays['box'])
+    ks = np.array([k for _, (k, _), _ in batch])
+    reranked = np.array([rerank for _, (_, rerank), _ in batch])
+    head = g.reranker.candidates if reranked.any() else 0
+    scores, ids = index.search(z, max(ks.max(), min(head, g.size)))
+    cross = [None] * len(batch)
+    if reranked.any():  # One cross-encoder call for every request that asked for it.
+      rows = np.flatnonzero(reranked)
+      picked = {n: v[rows] for n, v in arrays.items()}
+      top_s, top_i, top_c = query_lib.rerank_hits(
+        g.reranker, self.modality, picked, scores[rows], ids[rows], g.source, ids.shape[1]
       )
-    k = max(k for _, k, _ in batch)
-    scores, ids = index.search(z, k)
-    return [(scores[i, :kk], ids[i, :kk]) for i, (_, kk, _) in enumerate(batch)]
+      scores, ids = scores.copy(), ids.copy()
+      scores[rows], ids[rows] = top_s, top_i
+      for j, row in enumerate(rows):
+        cross[row] = top_c[j, : ks[row]]
+    return [(scores[i, :k], ids[i, :k], cross[i]) for i, k in enumerate(ks)]
 
 
 @dataclasses.dataclass(eq=False)
@@ -298,24 +328,28 @@ def create_app(loader) -> FastAPI:
   async def prometheus():
     return Response(prometheus_client.generate_latest(metrics.registry), media_type='text/plain')
 
-  async def run_search(g: Gallery, modality: str, arrays: dict[str, np.ndarray], k: int):
+  async def run_search(g: Gallery, modality: str, arrays, k: int, rerank: bool):
     if other_modality(modality) not in g.indexes:
       raise QueryError(modality, f'{g.name!r} has no index to search with a {modality}')
     key = (g.name, modality)
     if key not in state['batchers']:
       state['batchers'][key] = Batcher(g, modality, metrics.batch)
     try:
-      scores, ids = await state['batchers'][key].search(arrays, k)
+      scores, ids, cross = await state['batchers'][key].search(arrays, k, rerank)
     except InputError as e:
       raise QueryError(modality, str(e)) from None
     meta = gallery_lib.read_metadata(g.indexes[other_modality(modality)].embeddings_dir, ids)
     results = [
       dict(m, rank=r + 1, score=float(s)) for r, (m, s) in enumerate(zip(meta, scores, strict=True))
     ]
+    if cross is not None:
+      for hit, c in zip(results, cross, strict=True):
+        hit['rerank_score'] = float(c) if np.isfinite(c) else None
     return {
       'index': g.name,
       'query_modality': modality,
       'result_modality': other_modality(modality),
+      'reranked': cross is not None,
       'results': results,
     }
 
@@ -343,8 +377,13 @@ def create_app(loader) -> FastAPI:
     k = body.get('k', 10)
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= min(MAX_K, g.size):
       raise QueryError('k', f'k must be an integer in [1, {min(MAX_K, g.size)}], got {k!r}')
+    rerank = body.get('rerank', g.reranker is not None)
+    if not isinstance(rerank, bool):
+      raise QueryError('rerank', f'rerank must be true or false, got {rerank!r}')
+    if rerank and g.reranker is None:
+      raise QueryError('rerank', f'{g.name!r} has no re-ranker: leave rerank out or false')
     modality, arrays = parse_query(body, g)
-    return await run_search(g, modality, arrays, k)
+    return await run_search(g, modality, arrays, k, rerank)
 
   @app.get('/items/{name}/{item_id}')
   async def item(name: str, item_id: int, modality: str = 'image', format: str = 'json'):
@@ -526,4 +565,13 @@ def _warm_up(galleries: dict[str, Gallery]) -> None:
             np.repeat(np.asarray(example['image'])[None], n, 0),
             np.repeat(np.asarray(example['box'])[None], n, 0),
           )
-        index.search(z, min(10, g.size))
+        index.search(z, min(max(10, g.reranker.candidates if g.reranker else 0), g.size))
+    if g.reranker is not None:  # Every pair count a batch of 1 to MAX_BATCH queries makes.
+      r = g.reranker
+      pairs = {n * min(r.candidates, g.size) for n in range(1, MAX_BATCH + 1)}
+      for size in sorted({parallel.bucket(p, r.mesh.size, r.batch_size) for p in pairs}):
+        r.score(
+          np.repeat(np.asarray(example['trajectory'], np.float32)[None], size, 0),
+          np.repeat(np.asarray(example['image'])[None], size, 0),
+          np.repeat(np.asarray(example['box'], np.float32)[None], size, 0),
+        )

@@ -3,8 +3,9 @@
   python -m trajcross_jax.serve.demo --workdir W --results W/eval/results.json   # (re)export
 
 writes demo/params.npz (the parameters only, compressed) and demo/model.json (the config that
-made them, their scene frame, the sha256 of params.npz, the command and the test-split numbers).
-`load()` checks the checksum and gives a Retriever.
+made them, their scene frame, the sha256 of params.npz, the command and the test-split numbers),
+and, where the run has a re-ranker (WORKDIR/rerank), demo/rerank.npz with its record in
+model.json. `load()` checks the checksum and gives a Retriever; `load_reranker()` the re-ranker.
 """
 
 import argparse
@@ -20,10 +21,12 @@ from etils import epath
 
 from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
+from trajcross_jax.rerank import reranker as rerank_lib
 from trajcross_jax.retriever import Retriever, abstract_params
 
 DEMO_DIR = epath.Path(__file__).parent / 'demo'
 PARAMS_FILE = 'params.npz'
+RERANK_FILE = 'rerank.npz'
 MODEL_FILE = 'model.json'
 
 
@@ -73,6 +76,17 @@ def export(workdir: str, results: dict[str, Any], command: str, out_dir=DEMO_DIR
   }
   out_dir = epath.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
+  if (epath.Path(workdir) / rerank_lib.DIRECTORY / rerank_lib.RECORD_FILE).exists():
+    reranker = rerank_lib.Reranker.load(workdir, retriever.params_hash)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **flatten(jax.device_get(reranker.params)))
+    rerank_data = buffer.getvalue()
+    record['rerank'] = dict(reranker.record, sha256=hashlib.sha256(rerank_data).hexdigest())
+    record['test_results_reranked'] = {
+      d: {k: results['reranked'][d][k] for k in ('top@1', 'top@5', 'top@10')}
+      for d in ('traj2img', 'img2traj')
+    }
+    (out_dir / RERANK_FILE).write_bytes(rerank_data)
   (out_dir / PARAMS_FILE).write_bytes(data)
   (out_dir / MODEL_FILE).write_text(json.dumps(record, indent=2) + '\n')
   return record
@@ -107,6 +121,22 @@ def load(directory=DEMO_DIR, batch_size: int = 64) -> Retriever:
     step=info['step'],
     batch_size=batch_size,
   )
+
+
+def load_reranker(directory=DEMO_DIR) -> rerank_lib.Reranker | None:
+  """The demo model's re-ranker (after checking its sha256), or None if it ships without one."""
+  directory = epath.Path(directory)
+  info = record(directory).get('rerank')
+  if info is None:
+    return None
+  data = (directory / RERANK_FILE).read_bytes()
+  if hashlib.sha256(data).hexdigest() != info['sha256']:
+    raise DemoError(f'{directory / RERANK_FILE} does not match its sha256 in {MODEL_FILE}')
+  model = rerank_lib.build_model(ml_collections.ConfigDict(info['config']))
+  shapes = rerank_lib.abstract_params(model, info['window_length'], info['image_size'])
+  with np.load(io.BytesIO(data)) as arrays:
+    params = unflatten(dict(arrays), shapes)
+  return rerank_lib.Reranker.create(model, params, {k: v for k, v in info.items() if k != 'sha256'})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -57,7 +57,8 @@ def demo_galleries(cache: epath.PathLike | None = None) -> dict[str, app_lib.Gal
   for modality in ('image', 'trajectory'):
     if not (index_lib.index_dir(directory, modality, 'exact') / index_lib.INDEX_FILE).exists():
       index_lib.build(directory, modality, 'exact')
-  return {DEMO_NAME: app_lib.Gallery.load(DEMO_NAME, directory, retriever)}
+  reranker = demo.load_reranker()
+  return {DEMO_NAME: app_lib.Gallery.load(DEMO_NAME, directory, retriever, reranker=reranker)}
 
 
 def named_galleries(entries) -> dict[str, app_lib.Gallery]:

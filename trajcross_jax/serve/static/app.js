@@ -179,7 +179,10 @@ function showResults(data, what) {
       drawTrajectory(small, data.index, hit);
     }
     const label = document.createElement('div');
-    label.innerHTML = `#${hit.rank} id ${hit.id}<br><span class="score">${hit.score.toFixed(3)}</span>`;
+    // Re-ranked hits are ordered by the cross-encoder: show its score beside the bi-encoder's.
+    const rerank = hit.rerank_score === undefined || hit.rerank_score === null
+      ? '' : ` <span class="rerank" title="re-ranker score">| ${hit.rerank_score.toFixed(2)}</span>`;
+    label.innerHTML = `#${hit.rank} id ${hit.id}<br><span class="score" title="bi-encoder score">${hit.score.toFixed(3)}</span>${rerank}`;
     card.appendChild(label);
     card.addEventListener('click', () => searchItem(data.result_modality, hit.id));
     resultsEl.appendChild(card);
