@@ -3,8 +3,9 @@
   python -m benchmarks.serve_speed [--gallery runs/search_speed/gallery-1000000]
 
 Builds the gallery's image indexes if missing (exact, and FAISS chosen under the default memory
-budget), then for each index kind starts the service in its own process (the gallery embedded
-by the demo model's checkpoint, so the demo parameters serve it) and sends a fixed number of
+budget), then for each of KINDS (exact; FAISS; FAISS with the demo's re-ranker over its top
+candidates) starts the service in its own process (the gallery embedded by the demo model's
+checkpoint, so the demo parameters serve it) and sends a fixed number of
 POST /search requests (trajectory queries of gallery items, k = 10) from --concurrency
 keep-alive connections: requests/s, p50 / p99 latency, errors. Writes
 benchmarks/results/serve_speed.json.
@@ -30,6 +31,9 @@ _GALLERY = flags.DEFINE_string(
 )
 _REQUESTS = flags.DEFINE_integer('requests', 300, 'Requests per concurrency level.')
 _CONCURRENCY = flags.DEFINE_list('concurrency', ['1', '8', '32'], 'Concurrent connections.')
+# Each served in its own process: exact search, the FAISS index, and the FAISS index with the
+# demo's re-ranker over its top candidates (the gallery items read back from the dataset).
+KINDS = ('exact', 'faiss', 'faiss+rerank')
 _SERVE = flags.DEFINE_string('serve', '', 'Internal: serve this kind of index on --port.')
 _PORT = flags.DEFINE_integer('port', 0, 'Internal: the port to serve on.')
 
@@ -39,7 +43,12 @@ def serve(kind: str, port: int) -> None:
   from trajcross_jax.serve import demo, run
 
   gallery = _GALLERY.value
-  loader = lambda: {'bench': app_lib.Gallery.load('bench', gallery, demo.load(), kind=kind)}  # noqa: E731
+  index_kind, _, rerank = kind.partition('+')
+  reranker = demo.load_reranker() if rerank else None
+
+  def loader():
+    return {'bench': app_lib.Gallery.load('bench', gallery, demo.load(), index_kind, reranker)}
+
   run.serve(loader, '127.0.0.1', port)
 
 
@@ -118,7 +127,7 @@ def main(argv):
     for e in source.__getitems__(ids)
   ]
   rows = []
-  for kind in ('exact', 'faiss'):
+  for kind in KINDS:
     port = free_port()
     cmd = [
       sys.executable,
@@ -134,10 +143,13 @@ def main(argv):
       load(port, bodies[:50], 4)  # Warm the connections and the batch shapes.
       for concurrency in (int(c) for c in _CONCURRENCY.value):
         row = load(port, bodies, concurrency)
-        record = json.loads((directory / f'index-image-{kind}' / 'index.json').read_text())
+        index_kind, _, rerank = kind.partition('+')
+        path = directory / f'index-image-{index_kind}' / 'index.json'
+        record = json.loads(path.read_text())
+        name = index_kind if index_kind == 'exact' else f'faiss:{record["factory"]}'
         row.update(
           gallery_size=manifest['num_items'],
-          index=kind if kind == 'exact' else f'faiss:{record["factory"]}',
+          index=name + ('+rerank' if rerank else ''),
           concurrency=concurrency,
         )
         logging.info('%s', row)

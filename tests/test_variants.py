@@ -43,7 +43,8 @@ def _config_diff(a, b):
   ],
 )
 def test_variant_config_changes_one_field(name, field):
-  assert _config_diff(default.get_config(), _variant(name)) == {field}
+  # And each sets the re-ranker off: Table II compares bi-encoders.
+  assert _config_diff(default.get_config(), _variant(name)) == {field, 'rerank.enabled'}
 
 
 def test_parameter_trees_differ_exactly_as_intended(tiny_batch):

@@ -196,7 +196,7 @@ class Batcher:
     ks = np.array([k for _, (k, _), _ in batch])
     reranked = np.array([rerank for _, (_, rerank), _ in batch])
     head = g.reranker.candidates if reranked.any() else 0
-    scores, ids = index.search(z, max(ks.max(), min(head, g.size)))
+    scores, ids = index.search(z, int(max(ks.max(), min(head, g.size))))
     cross = [None] * len(batch)
     if reranked.any():  # One cross-encoder call for every request that asked for it.
       rows = np.flatnonzero(reranked)
