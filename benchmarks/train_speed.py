@@ -99,10 +99,9 @@ class JaxStep:
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     self.flops = float(cost.get('flops', float('nan')))
+    self.config = config
     self.run(1)  # Warm.
-    self.retriever = Retriever.from_params(
-      config, self.state.params, self.state.extra, FRAME, '', 0, _EMBED_BATCH.value
-    )
+    self.retriever = None  # Built after the last train step (steps donate the old parameters).
     self.parameters = sum(int(np.size(x)) for x in jax.tree.leaves(self.state.params))
 
   def run(self, steps: int) -> float:
@@ -114,6 +113,10 @@ class JaxStep:
     return _seconds(go)
 
   def embed(self, batch) -> float:
+    if self.retriever is None:
+      self.retriever = Retriever.from_params(
+        self.config, self.state.params, self.state.extra, FRAME, '', 0, _EMBED_BATCH.value
+      )
     return _seconds(
       lambda: (
         self.retriever.embed_trajectories(batch['trajectory']),

