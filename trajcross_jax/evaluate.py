@@ -125,11 +125,9 @@ def embed_split(
   return np.concatenate(zt), np.concatenate(zi)
 
 
-def evaluate_embeddings(
-  z_t: np.ndarray, z_i: np.ndarray, trajectories: np.ndarray, near_duplicate_m: float
-) -> dict[str, Any]:
-  """Every metric of PROTOCOL.md section 5 from a split's embeddings and its trajectories."""
-  near_dup = near_duplicates(trajectories, near_duplicate_m)
+def evaluate_embeddings(z_t: np.ndarray, z_i: np.ndarray, near_dup: np.ndarray) -> dict[str, Any]:
+  """Every metric of PROTOCOL.md section 5 from a split's embeddings and which of its queries
+  have a near-duplicate (near_duplicates of its trajectories)."""
   scores = np.asarray(jnp.asarray(z_t) @ jnp.asarray(z_i).T)
   results = {'num_test': len(z_t), 'near_dup_fraction': float(near_dup.mean())}
   results.update(retrieval_metrics(scores, near_dup))
@@ -162,7 +160,8 @@ def evaluate_params(
   )
   z_t, z_i = embed_split(retriever, source)
   trajectories = source.get_batch(np.arange(len(source)))['trajectory']
-  return evaluate_embeddings(z_t, z_i, trajectories, config.eval.near_duplicate_m)
+  near_dup = near_duplicates(trajectories, config.eval.near_duplicate_m)
+  return evaluate_embeddings(z_t, z_i, near_dup)
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
@@ -182,18 +181,17 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   builder = parallel.chief_first(pipeline.prepare, config.data)
   source = pipeline.run_split(builder, config.eval.split, config.data)
   z_t, z_i = embed_split(retriever, source)
-  trajectories = source.get_batch(np.arange(len(source)))['trajectory']
+  data = source.get_batch(np.arange(len(source)))
+  near_dup = near_duplicates(data['trajectory'], config.eval.near_duplicate_m)
   results = {
     'step': retriever.step,
     'split': config.eval.split,
     'dataset': builder.info.full_name,
     'normalisation': {'frame': config.eval.normalisation, **retriever.normalisation.to_json()},
   }
-  results.update(evaluate_embeddings(z_t, z_i, trajectories, config.eval.near_duplicate_m))
+  results.update(evaluate_embeddings(z_t, z_i, near_dup))
   if config.rerank.enabled:
     reranker = Reranker.load(workdir, retriever.params_hash)
-    data = source.get_batch(np.arange(len(source)))
-    near_dup = near_duplicates(trajectories, config.eval.near_duplicate_m)
     results['reranked'] = reranked_metrics(reranker, z_t, z_i, data, near_dup)
   if parallel.is_chief():
     path = epath.Path(workdir) / RESULTS_FILE

@@ -183,11 +183,15 @@ def replicate(tree: Any, mesh: jax.sharding.Mesh) -> Any:
   return jax.tree.map(put, tree)
 
 
+def next_power_of_two(n: int) -> int:
+  """The smallest power of two >= n (1 for n <= 1)."""
+  return 1 << max(int(n) - 1, 0).bit_length()
+
+
 def bucket(n: int, devices: int, batch_size: int) -> int:
   """The batch a call of `n` items is padded to: the next power of two, a multiple of
   `devices`, at most `batch_size` (itself a multiple of `devices`)."""
-  size = 1 << max(n - 1, 0).bit_length()
-  return min(-(-size // devices) * devices, batch_size)
+  return min(-(-next_power_of_two(n) // devices) * devices, batch_size)
 
 
 def map_batches(

@@ -106,6 +106,13 @@ class Reranker:
     params = ocp.StandardCheckpointer().restore(directory / 'params', target)
     return cls.create(model, params, record)
 
+  @classmethod
+  def find(cls, workdir: epath.PathLike, bi_encoder_hash: str) -> 'Reranker | None':
+    """The re-ranker trained in `workdir` if there is one (load's checks), else None."""
+    if not (epath.Path(workdir).absolute() / DIRECTORY / RECORD_FILE).exists():
+      return None
+    return cls.load(workdir, bi_encoder_hash)
+
   def save(self, workdir: epath.PathLike) -> None:
     """Writes the parameters and rerank.json under WORKDIR/rerank (the record last: a directory
     with a record is complete)."""

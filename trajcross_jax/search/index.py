@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from etils import epath
 
+from trajcross_jax import parallel
 from trajcross_jax.search import gallery
 
 KINDS = ('exact', 'faiss')
@@ -76,9 +77,9 @@ class ExactIndex:
     # Queries padded to a power of two, k rounded up to one: a service's varying batches and k
     # compile a few shapes only.
     q = len(queries)
-    padded = np.zeros((1 << max(q - 1, 0).bit_length(), queries.shape[1]), np.float32)
+    padded = np.zeros((parallel.next_power_of_two(q), queries.shape[1]), np.float32)
     padded[:q] = queries
-    kk = min(max(MIN_K, 1 << (k - 1).bit_length()), self.size)
+    kk = min(max(MIN_K, parallel.next_power_of_two(k)), self.size)
     scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), kk, self.size)
     return np.asarray(scores)[:q, :k], np.asarray(ids, np.int64)[:q, :k]
 

@@ -94,10 +94,8 @@ class Gallery:
     if retriever is None:
       checkpoint = manifest['checkpoint']
       retriever = Retriever.load(checkpoint['workdir'], checkpoint['step'])
-      if (
-        epath.Path(checkpoint['workdir']) / rerank_lib.DIRECTORY / rerank_lib.RECORD_FILE
-      ).exists():
-        reranker = rerank_lib.Reranker.load(checkpoint['workdir'], retriever.params_hash)
+      if reranker is None:
+        reranker = rerank_lib.Reranker.find(checkpoint['workdir'], retriever.params_hash)
     if (
       reranker is not None and reranker.record['bi_encoder']['params_hash'] != retriever.params_hash
     ):

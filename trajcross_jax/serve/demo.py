@@ -76,8 +76,8 @@ def export(workdir: str, results: dict[str, Any], command: str, out_dir=DEMO_DIR
   }
   out_dir = epath.Path(out_dir)
   out_dir.mkdir(parents=True, exist_ok=True)
-  if (epath.Path(workdir) / rerank_lib.DIRECTORY / rerank_lib.RECORD_FILE).exists():
-    reranker = rerank_lib.Reranker.load(workdir, retriever.params_hash)
+  reranker = rerank_lib.Reranker.find(workdir, retriever.params_hash)
+  if reranker is not None:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **flatten(jax.device_get(reranker.params)))
     rerank_data = buffer.getvalue()
