@@ -8,12 +8,16 @@ it is), times the jitted, data-parallel JAX train step (image re-drawing include
 step in PyTorch (benchmarks/peers/torch_trajcross.py: eager, channels_last and torch.compile
 tried once each, the fastest kept), alternating JAX and PyTorch for --rounds rounds so that a
 noisy machine slows both alike; the median of the rounds is reported with their ratio. Also both
-towers' embedding rate without gradients (evaluation), the step's FLOPs per pair (XLA's cost
+towers' embedding rate without gradients (evaluation: JAX through the Retriever in calls of
+--embed_batch items, in CPU micro-batches and, for the record, without them; the peer at the
+best of several call sizes, since smaller calls also keep its activations in cache), the
+step's FLOPs per pair (XLA's cost
 analysis), the fraction of this machine's float32 matmul rate (measured in the same run), and
 both implementations' parameter counts (the same architecture has the same count). Writes
 benchmarks/results/train_speed.json. Needs torch (`pip install -e '.[bench]'`).
 """
 
+import dataclasses
 import json
 import pathlib
 import statistics
@@ -41,6 +45,8 @@ SIZES = {
   'default': {},
 }
 TORCH_VARIANTS = ('eager', 'channels_last', 'compile')
+# Call sizes tried for the peer's embedding (its best is compared).
+TORCH_EMBED_BATCHES = (32, 64, 128, 256, 512)
 
 _BATCH = flags.DEFINE_integer('batch', 128, 'Global batch.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
@@ -112,15 +118,19 @@ class JaxStep:
 
     return _seconds(go)
 
-  def embed(self, batch) -> float:
+  def embed(self, batch, micro_batch: int | None = None) -> float:
+    """Seconds to embed both towers of `batch` (micro_batch: the Retriever's, None: default)."""
     if self.retriever is None:
       self.retriever = Retriever.from_params(
         self.config, self.state.params, self.state.extra, FRAME, '', 0, _EMBED_BATCH.value
       )
+    retriever = self.retriever
+    if micro_batch is not None:
+      retriever = dataclasses.replace(retriever, micro_batch=micro_batch)
     return _seconds(
       lambda: (
-        self.retriever.embed_trajectories(batch['trajectory']),
-        self.retriever.embed_images(batch['image'], batch['box']),
+        retriever.embed_trajectories(batch['trajectory']),
+        retriever.embed_images(batch['image'], batch['box']),
       )
     )
 
@@ -142,10 +152,16 @@ class TorchStep:
   def run(self, steps: int) -> float:
     return _seconds(lambda: [self.trainer.step(self.tensors['trajectory']) for _ in range(steps)])
 
-  def embed(self, tensors) -> float:
-    return _seconds(
-      lambda: self.trainer.embed(tensors['trajectory'], tensors['image'], tensors['box'])
-    )
+  def embed(self, tensors, batch: int) -> float:
+    """Seconds to embed both towers of `tensors` in calls of `batch` pairs."""
+
+    def go():
+      for start in range(0, len(tensors['trajectory']), batch):
+        self.trainer.embed(
+          *(tensors[k][start : start + batch] for k in ('trajectory', 'image', 'box'))
+        )
+
+    return _seconds(go)
 
 
 def measure(size: str) -> dict:
@@ -177,11 +193,20 @@ def measure(size: str) -> dict:
   embed_batch = random_batch(_EMBED_BATCH.value, 64, seed=1)
   from benchmarks.peers import torch_trajcross as peer
 
+  n_embed = _EMBED_BATCH.value
   tensors = peer.as_tensors(embed_batch)
+  torch_calls = {}
+  for b in TORCH_EMBED_BATCHES:
+    torch_step.embed(tensors, b)  # Warm.
+    torch_calls[b] = n_embed / torch_step.embed(tensors, b)
+  torch_call = max(torch_calls, key=torch_calls.get)
   jax_step.embed(embed_batch)
-  torch_step.embed(tensors)
-  jax_embed = [_EMBED_BATCH.value / jax_step.embed(embed_batch) for _ in range(_ROUNDS.value)]
-  torch_embed = [_EMBED_BATCH.value / torch_step.embed(tensors) for _ in range(_ROUNDS.value)]
+  jax_step.embed(embed_batch, micro_batch=0)
+  jax_embed, torch_embed, jax_whole = [], [], []
+  for _ in range(_ROUNDS.value):
+    jax_embed.append(n_embed / jax_step.embed(embed_batch))
+    torch_embed.append(n_embed / torch_step.embed(tensors, torch_call))
+    jax_whole.append(n_embed / jax_step.embed(embed_batch, micro_batch=0))
   jax_pairs, torch_pairs = statistics.median(jax_rates), statistics.median(torch_rates)
   return {
     'model': {k: list(v) if isinstance(v, tuple) else v for k, v in SIZES[size].items()},
@@ -200,6 +225,12 @@ def measure(size: str) -> dict:
       'jax_pairs_per_s': statistics.median(jax_embed),
       'torch_pairs_per_s': statistics.median(torch_embed),
       'ratio': statistics.median(jax_embed) / statistics.median(torch_embed),
+      'jax_rounds': jax_embed,
+      'torch_rounds': torch_embed,
+      'jax_micro_batch': jax_step.retriever.micro_batch,
+      'jax_whole_call_pairs_per_s': statistics.median(jax_whole),
+      'torch_call_batch': torch_call,
+      'torch_call_batches': {str(k): v for k, v in torch_calls.items()},
     },
   }
 

@@ -1,10 +1,13 @@
 """The inference API: a checkpoint's encoders without training state."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from configs import test as test_config
 from trajcross_jax import checkpoint, train
+from trajcross_jax import retriever as retriever_module
 from trajcross_jax.data import pipeline
 from trajcross_jax.methods import get_method
 from trajcross_jax.retriever import InputError, Retriever, tree_hash
@@ -51,6 +54,24 @@ def test_embeddings_equal_the_full_train_state(retriever, trained_workdir, test_
     )
   assert retriever.step == mgr.latest_step()
   assert retriever.config.model.branch_dim == config.model.branch_dim  # From the checkpoint.
+
+
+def test_micro_batches_change_only_the_speed(retriever, test_split):
+  # The tests' CPU devices default to micro-batches; 2 items per device cuts a 16-item call
+  # into 4 pieces, 0 computes it at once.
+  assert retriever.micro_batch == retriever_module.CPU_MICRO_BATCH
+  pieces = dataclasses.replace(retriever, micro_batch=2)
+  whole = dataclasses.replace(retriever, micro_batch=0)
+  traj, image, box = (test_split[k][:16] for k in ('trajectory', 'image', 'box'))
+  np.testing.assert_allclose(
+    pieces.embed_trajectories(traj), whole.embed_trajectories(traj), atol=1e-6
+  )
+  np.testing.assert_allclose(
+    pieces.embed_images(image, box), whole.embed_images(image, box), atol=1e-6
+  )
+  for r, loops in ((pieces, True), (whole, False)):
+    fn = retriever_module._embed_fn(r.method, 'trajectories', r.mesh, r.micro_batch)
+    assert ('while' in fn.lower(r.params, r.extra, traj).as_text()) == loops
 
 
 def test_short_calls_pad_to_a_power_of_two_bucket(retriever):

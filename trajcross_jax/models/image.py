@@ -13,8 +13,10 @@ class WCNN(nn.Module):
   """Eq. (5): convolutions whose kernels are as wide as the image, so each sees whole rows.
 
   Each height h gives a (h x W) kernel slid down the rows only; ReLU, max over rows, and the
-  heights' outputs concatenated, then a Dense. A full-width 'VALID' convolution is a matmul of
-  h stacked rows with the kernel, computed so (XLA's CPU convolution is slower).
+  heights' outputs concatenated, then a Dense. A full-width 'VALID' convolution is a sum over
+  its h kernel rows of (image rows, shifted) @ (kernel row), computed so: on 2 CPU cores its
+  forward and backward pass ran 1.4x as fast as one matmul of h stacked copies of the rows at
+  batch 256, and 2.5x as fast as XLA's convolution (README, 'Speed notes').
   """
 
   heights: Sequence[int] = (3, 5, 7)
@@ -25,15 +27,17 @@ class WCNN(nn.Module):
   @nn.compact
   def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
     """x: (B, H, W, C) -> (B, out_dim)."""
-    _, rows, width, channels = x.shape
+    batch, rows, width, channels = x.shape
+    flat = x.reshape(batch, rows, width * channels).astype(self.dtype)
     pooled = []
     for h in self.heights:
       kernel = self.param(
         f'conv_h{h}', nn.initializers.lecun_normal(), (h, width, channels, self.features)
       )
       bias = self.param(f'bias_h{h}', nn.initializers.zeros, (self.features,))
-      windows = jnp.stack([x[:, i : i + rows - h + 1] for i in range(h)], axis=2)
-      y = jnp.einsum('brhwc,hwcf->brf', windows.astype(self.dtype), kernel.astype(self.dtype))
+      taps = kernel.reshape(h, width * channels, self.features).astype(self.dtype)
+      # Output row r sums tap i applied to input row r + i: one matmul per tap over shifted rows.
+      y = sum(flat[:, i : i + rows - h + 1] @ taps[i] for i in range(h))
       pooled.append(nn.relu(y + bias).max(axis=1))
     return nn.Dense(self.out_dim, dtype=self.dtype, name='out')(jnp.concatenate(pooled, -1))
 
