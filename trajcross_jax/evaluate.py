@@ -22,7 +22,7 @@ from trajcross_jax.data import pipeline
 from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import Method
 from trajcross_jax.rerank.reranker import Reranker, two_stage_ranks
-from trajcross_jax.retriever import Retriever
+from trajcross_jax.retriever import Retriever, default_micro_batch
 
 TOP_K = (1, 5, 10, 15)
 RESULTS_FILE = 'eval/results.json'
@@ -157,6 +157,7 @@ def evaluate_params(
     params_hash='',
     batch_size=config.eval.batch_size,
     mesh=mesh,
+    micro_batch=default_micro_batch(mesh),
   )
   z_t, z_i = embed_split(retriever, source)
   trajectories = source.get_batch(np.arange(len(source)))['trajectory']
@@ -204,8 +205,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
 def format_table(results: dict[str, Any]) -> str:
   """A plain-text table of the headline numbers, both directions."""
   cols = ('top@1', 'top@5', 'top@10', 'mean_rank', 'median_rank', 'mrr')
+  what = f'step {results["step"]}' if 'step' in results else results.get('method', '?')
   lines = [
-    f'step {results["step"]}, {results["num_test"]} {results.get("split", "test")} pairs of '
+    f'{what}, {results["num_test"]} {results.get("split", "test")} pairs of '
     f'{results.get("dataset", "?")}',
     'direction ' + ' '.join(f'{c:>11}' for c in cols),
   ]

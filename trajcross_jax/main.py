@@ -1,7 +1,7 @@
 """Entry point: python -m trajcross_jax.main (or `trajcross`) --config C --workdir DIR [--mode].
 
-Modes (MODES): train_and_eval (default), train, rerank, eval, prepare, preview, embed, index,
-search, serve.
+Modes (MODES): train_and_eval (default), train, rerank, eval, reference, prepare, preview,
+embed, index, search, serve.
 Any config field can be overridden: --config.train.batch_size=64.
 """
 
@@ -12,7 +12,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from trajcross_jax import checkpoint, evaluate, parallel, train, validation
+from trajcross_jax import checkpoint, evaluate, parallel, render_reference, train, validation
 from trajcross_jax.data import builder, custom, pipeline, preview, readers
 from trajcross_jax.rerank import reranker
 from trajcross_jax.rerank import train as rerank_train
@@ -29,6 +29,7 @@ MODES = {
   'train': 'train only (the bi-encoder, then the re-ranker when config.rerank.enabled)',
   'rerank': 'train the re-ranker (config.rerank) over the trained bi-encoder of --workdir',
   'eval': 'evaluate a checkpoint on config.data (results.json)',
+  'reference': 'the re-draw reference (no learning, no checkpoint) on config.eval.split',
   'prepare': 'build the dataset config.data names',
   'preview': 'a PNG of pairs of the dataset',
   'embed': 'embed a gallery (config.embed) into numbered shards',
@@ -129,6 +130,8 @@ def run(config, mode: str, workdir: str) -> None:
     )
   elif mode == 'rerank':
     rerank_train.train(config, workdir)
+  elif mode == 'reference':
+    render_reference.run(config, workdir)
   else:
     if mode in ('train', 'train_and_eval'):
       train.train(config, workdir)
