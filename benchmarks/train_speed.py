@@ -98,7 +98,9 @@ class JaxStep:
     method = get_method(config, FRAME)
     tx = method.optimizer(1000)
     self.state = train.init_state(method, tx, config, mesh, batch)
-    self.step = train.make_parallel_step(method, tx, config.train.redraw_images, mesh, self.state)
+    self.step = train.make_parallel_step(
+      method, tx, config.train.redraw_images, 1000, mesh, self.state
+    )
     self.rng = jax.device_put(jax.random.key(0), parallel.replicated(mesh))
     self.batch = parallel.global_batch(batch, mesh)
     compiled = self.step.lower(self.state, self.batch, self.rng).compile()

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trajcross_jax import train
+from trajcross_jax import parallel, train, validation
 from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import acmr, cca, corr_ae, get_method, moco
 
@@ -28,11 +28,10 @@ _TINY_CNN = {
   'model.branch_dim': 16,
   'model.box_embed': 8,
   'model.embed_dim': 16,
-  'model.traj_raster_size': 16,
 }
 TINY = {
   'cca': {'model.image_pool': 8},
-  'moco': {**_TINY_CNN, 'model.moco_queue_size': 32},
+  'moco': {**_TINY_CNN, 'model.traj_raster_size': 16, 'model.moco_queue_size': 32},
   'acmr': {
     'model.image_pool': 8,
     'model.acmr_hidden': (16,),
@@ -99,13 +98,13 @@ def test_cca_recovers_a_planted_linear_correlation():
 def test_cca_loss_is_minus_the_mean_batch_correlation(tiny_batch):
   method = _method('cca')
   params, extra = method.init(jax.random.key(0), tiny_batch)
-  x = np.asarray(method.trajectory_features(tiny_batch['trajectory']))
-  y = np.asarray(method.image_features(tiny_batch['image'], tiny_batch['box']))
+  x = np.asarray(method.features.trajectory(tiny_batch['trajectory']))
+  y = np.asarray(method.features.image(tiny_batch['image'], tiny_batch['box']))
   # Variate 0: the first point's x against the box's x_left; variate 1: a point's y against
   # -(y_top) (features -4 and -3 are the normalised box's x_left and y_top).
   params['trajectory']['proj'] = params['trajectory']['proj'].at[0, 0].set(1.0).at[3, 1].set(1.0)
   params['image']['proj'] = params['image']['proj'].at[-4, 0].set(2.0).at[-3, 1].set(-1.0)
-  loss, (metrics, _) = method.loss(params, extra, tiny_batch, jax.random.key(0))
+  loss, (metrics, _) = method.loss(params, extra, tiny_batch, jax.random.key(0), 0.5)
   expected = np.mean([np.corrcoef(x[:, 0], y[:, -4])[0, 1], -np.corrcoef(x[:, 3], y[:, -3])[0, 1]])
   # The later variates are constant (zero projections) and count as correlation 0.
   k = params['correlations'].shape[0]
@@ -125,10 +124,10 @@ def test_cca_gaussian_score_is_the_pair_log_likelihood_ratio(tiny_batch):
   z_t = method.embed_trajectories(params, extra, tiny_batch['trajectory'])
   z_i = method.embed_images(params, extra, tiny_batch['image'], tiny_batch['box'])
   u = np.asarray(
-    method.variates(params['trajectory'], method.trajectory_features(tiny_batch['trajectory']))
+    method.variates(params['trajectory'], method.features.trajectory(tiny_batch['trajectory']))
   )
   v = np.asarray(
-    method.variates(params['image'], method.image_features(tiny_batch['image'], tiny_batch['box']))
+    method.variates(params['image'], method.features.image(tiny_batch['image'], tiny_batch['box']))
   )
   # log N(u, v; rho) - log N(u) - log N(v), summed over pairs, without its constant.
   c = 1 - rho**2
@@ -166,7 +165,9 @@ def test_moco_step_moves_the_key_encoder_by_the_momentum_rule(tiny_batch):
   # A key encoder apart from the query encoder, so that the rule is visible.
   other, _ = method.init(jax.random.key(1), tiny_batch)
   state = state.replace(extra=dict(state.extra, key=other))
-  step = jax.jit(functools.partial(train.train_step, method=method, tx=tx, redraw_images=False))
+  step = jax.jit(
+    functools.partial(train.train_step, method=method, tx=tx, redraw_images=False, total_steps=10)
+  )
   new, _ = step(state, tiny_batch, jax.random.key(2))
   # theta_k <- 0.9 theta_k + 0.1 theta_q, with the query encoder as the step found it.
   expected = jax.tree.map(lambda k, q: 0.9 * k + 0.1 * q, other, state.params)
@@ -187,7 +188,7 @@ def test_moco_step_moves_the_key_encoder_by_the_momentum_rule(tiny_batch):
 def test_moco_gradient_reaches_only_the_query_encoder(tiny_batch):
   method = _method('moco')
   params, extra = method.init(jax.random.key(0), tiny_batch)
-  grads = jax.grad(lambda p, e: method.loss(p, e, tiny_batch, jax.random.key(0))[0], (0, 1))(
+  grads = jax.grad(lambda p, e: method.loss(p, e, tiny_batch, jax.random.key(0), 0.5)[0], (0, 1))(
     params, extra
   )
   assert sum(float(jnp.abs(g).sum()) for g in jax.tree.leaves(grads[0])) > 0
@@ -220,15 +221,29 @@ def test_acmr_reversal_schedule():
   )
 
 
+def test_the_train_step_tells_acmr_the_run_progress(tiny_batch):
+  config = _config('acmr')
+  config.train.adversarial_weight = 1.0
+  method = get_method(config, FRAME)
+  tx = method.optimizer(40)
+  mesh = parallel.make_mesh()
+  state = train.init_state(method, tx, config, mesh, tiny_batch)
+  step = train.make_parallel_step(method, tx, False, 40, mesh, state)
+  batch = parallel.global_batch(tiny_batch, mesh)
+  rng = parallel.replicate(jax.random.key(0), mesh)
+  state = state.replace(step=parallel.replicate(np.int32(10), mesh))
+  _, metrics = step(state, batch, rng)
+  expected = float(acmr.reversal_schedule(jnp.asarray(10 / 40)))
+  np.testing.assert_allclose(float(metrics['reversal_scale']), expected, rtol=1e-5)
+
+
 def test_acmr_reversal_flips_the_projectors_gradient(tiny_batch):
   method = _method('acmr', adversarial_weight=0.5)
-  method.optimizer(100)
   params, extra = method.init(jax.random.key(0), tiny_batch)
-  extra = {'step': jnp.asarray(30, jnp.int32)}
   scale = 0.5 * (2 / (1 + np.exp(-10 * 0.3)) - 1)
-  _, (metrics, new_extra) = method.loss(params, extra, tiny_batch, jax.random.key(0))
+  loss = functools.partial(method.loss, batch=tiny_batch, rng=jax.random.key(0), progress=0.3)
+  _, (metrics, _) = loss(params, extra)
   np.testing.assert_allclose(float(metrics['reversal_scale']), scale, rtol=1e-5)
-  assert int(new_extra['step']) == 31
 
   def parts(params):
     z_t = method.embed_trajectories(params, extra, tiny_batch['trajectory'])
@@ -237,7 +252,7 @@ def test_acmr_reversal_flips_the_projectors_gradient(tiny_batch):
     adv, _ = acmr.losses.modality_loss(d(z_t), d(z_i))
     return acmr.bidirectional_triplet(z_t, z_i, method.train.acmr_margin), adv
 
-  grads = jax.grad(lambda p: method.loss(p, extra, tiny_batch, jax.random.key(0))[0])(params)
+  grads = jax.grad(lambda p: loss(p, extra)[0])(params)
   g_tri = jax.grad(lambda p: parts(p)[0])(params)
   g_adv = jax.grad(lambda p: parts(p)[1])(params)
   # The classifier descends its loss; the projectors get its gradient times -scale.
@@ -284,7 +299,7 @@ def test_corr_ae_rebuilds_each_modality_from_the_right_code(tiny_batch, name, re
   params, extra = method.init(jax.random.key(0), tiny_batch)
 
   def recon_traj(p):
-    return method.loss(p, extra, tiny_batch, jax.random.key(0))[1][0]['recon_traj']
+    return method.loss(p, extra, tiny_batch, jax.random.key(0), 0.5)[1][0]['recon_traj']
 
   g = jax.grad(recon_traj)(params)['encoders']
   size = {k: sum(float(jnp.abs(x).sum()) for x in jax.tree.leaves(v)) for k, v in g.items()}
@@ -299,7 +314,7 @@ def test_dbrlm_loss_is_the_bidirectional_likelihood_of_the_matched_pairs(tiny_ba
   gamma = 7.0
   method = _method('dbrlm', dbrlm_gamma=gamma)
   params, extra = method.init(jax.random.key(0), tiny_batch)
-  loss, _ = method.loss(params, extra, tiny_batch, jax.random.key(0))
+  loss, _ = method.loss(params, extra, tiny_batch, jax.random.key(0), 0.5)
   z_t = np.asarray(method.embed_trajectories(params, extra, tiny_batch['trajectory']), float)
   z_i = np.asarray(
     method.embed_images(params, extra, tiny_batch['image'], tiny_batch['box']), float
@@ -312,6 +327,25 @@ def test_dbrlm_loss_is_the_bidirectional_likelihood_of_the_matched_pairs(tiny_ba
 
 
 # Each through the entry point.
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_baseline_configs_hold_only_their_own_model_fields(name):
+  config = importlib.import_module(f'configs.baselines.{name}').get_config()
+  validation.validate(config)
+  assert not {'wcnn_heights', 'traj_shape_branch', 'image_shape_pool'} & set(config.model)
+  assert not config.rerank.enabled
+
+
+def test_a_bad_baseline_field_is_named_by_validation():
+  config = _config('cca')
+  config.model.cca_score = 'angle'
+  with pytest.raises(ValueError, match="config.model.cca_score='angle'"):
+    validation.validate(config)
+  config = _config('acmr')
+  config.model.image_pool = 5
+  with pytest.raises(ValueError, match='config.model.image_pool=5: must divide'):
+    validation.validate(config)
 
 
 @pytest.mark.parametrize('name', NAMES)

@@ -26,7 +26,7 @@ def _fresh_state(batch):
 
 def test_save_restore_round_trip(tmp_path, tiny_batch):
   config, method, tx, mesh, state = _fresh_state(tiny_batch)
-  p_step = train.make_parallel_step(method, tx, False, mesh, state)
+  p_step = train.make_parallel_step(method, tx, False, 10, mesh, state)
   state, _ = p_step(state, parallel.global_batch(tiny_batch, mesh), jax.random.key(0))
   mgr = checkpoint.manager(str(tmp_path))
   checkpoint.save(mgr, 1, state, {'config': checkpoint.identity(config)})

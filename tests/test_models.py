@@ -49,7 +49,7 @@ def test_trajectory_encoder_shapes(branch, dim):
     raster_size=16,
   )
   traj = jnp.asarray(_trajectories())
-  (z, _), _ = model.init_with_output(jax.random.key(0), traj)
+  z, _ = model.init_with_output(jax.random.key(0), traj)
   assert z.shape == (3, dim)
   assert np.isfinite(np.asarray(z)).all()
 
@@ -92,8 +92,8 @@ def test_box_changes_the_image_embedding_only_with_box_on(coord_channels):
       coord_channels=coord_channels,
     )
     params = model.init(jax.random.key(0), image, box)
-    z1, _ = model.apply(params, image, box)
-    z2, _ = model.apply(params, image, moved)
+    z1 = model.apply(params, image, box)
+    z2 = model.apply(params, image, moved)
     assert z1.shape == (3, 16)
     changed = not np.allclose(z1, z2)
     assert changed == should_change
@@ -118,10 +118,10 @@ def test_shape_pool_feeds_the_shape_cnn_the_coarse_image():
   p_pooled = pooled.init(jax.random.key(0), fine, box)
   p_plain = plain.init(jax.random.key(1), coarse, box)
   p_plain['params']['shape_cnn'] = p_pooled['params']['shape_cnn']
-  z_pooled, _ = pooled.apply(p_pooled, fine, box)
-  z_plain, _ = plain.apply(p_plain, coarse, box)
+  z_pooled = pooled.apply(p_pooled, fine, box)
+  z_plain = plain.apply(p_plain, coarse, box)
   np.testing.assert_allclose(z_pooled[:, 8:], z_plain[:, 8:], rtol=1e-5, atol=1e-6)
-  unpooled, _ = plain.apply(dict(p_pooled), fine, box)  # The same weights at full resolution.
+  unpooled = plain.apply(dict(p_pooled), fine, box)  # The same weights at full resolution.
   assert not np.allclose(unpooled[:, 8:], z_plain[:, 8:], atol=1e-3)
 
 

@@ -37,7 +37,7 @@ def test_each_player_gets_the_gradient_of_its_own_objective(tiny_batch):
     adv, _ = losses.modality_loss(d(z_t), d(z_i))
     return con, adv
 
-  grads = jax.grad(lambda p: method.loss(p, {}, tiny_batch, jax.random.key(1))[0])(params)
+  grads = jax.grad(lambda p: method.loss(p, {}, tiny_batch, jax.random.key(1), 0.5)[0])(params)
   g_con = jax.grad(lambda p: parts(p)[0])(params)
   g_adv = jax.grad(lambda p: parts(p)[1])(params)
   # The classifier descends the adversarial loss.
@@ -64,7 +64,7 @@ def test_nogan_has_no_discriminator_and_no_adversarial_term(tiny_batch):
   config.model.adversarial = False
   method, _, state = _setup(config, tiny_batch)
   assert 'discriminator' not in state.params
-  _, (metrics, _) = method.loss(state.params, {}, tiny_batch, jax.random.key(0))
+  _, (metrics, _) = method.loss(state.params, {}, tiny_batch, jax.random.key(0), 0.5)
   assert 'adversarial' not in metrics
 
 
@@ -72,7 +72,9 @@ def test_steps_are_finite_and_lower_the_loss(tiny_batch):
   config = test_config.get_config()
   config.train.learning_rate = 3e-3
   method, tx, state = _setup(config, tiny_batch)
-  step = jax.jit(functools.partial(train.train_step, method=method, tx=tx, redraw_images=False))
+  step = jax.jit(
+    functools.partial(train.train_step, method=method, tx=tx, redraw_images=False, total_steps=100)
+  )
   rng = jax.random.key(0)
   first = None
   for _ in range(15):
@@ -86,7 +88,9 @@ def test_steps_are_finite_and_lower_the_loss(tiny_batch):
 def test_a_step_with_redrawn_images_is_finite(tiny_batch):
   config = test_config.get_config()
   method, tx, state = _setup(config, tiny_batch)
-  step = jax.jit(functools.partial(train.train_step, method=method, tx=tx, redraw_images=True))
+  step = jax.jit(
+    functools.partial(train.train_step, method=method, tx=tx, redraw_images=True, total_steps=100)
+  )
   state, metrics = step(state, tiny_batch, jax.random.key(0))
   assert np.isfinite(float(metrics['loss']))
 
@@ -101,7 +105,7 @@ def test_two_devices_equal_one_device(tiny_batch, redraw):
   for devices in (jax.devices()[:1], jax.devices()[:2]):
     mesh = parallel.make_mesh(devices)
     state = train.init_state(method, tx, config, mesh, tiny_batch)
-    p_step = train.make_parallel_step(method, tx, redraw, mesh, state)
+    p_step = train.make_parallel_step(method, tx, redraw, 100, mesh, state)
     rng = jax.device_put(jax.random.key(3), parallel.replicated(mesh))
     for _ in range(3):
       state, metrics = p_step(state, parallel.global_batch(tiny_batch, mesh), rng)

@@ -48,6 +48,7 @@ def train_step(
   method: Method,
   tx: optax.GradientTransformation,
   redraw_images: bool,
+  total_steps: int,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update on a global batch. Pure: the randomness of step s is fold_in(rng, s)."""
   rng = jax.random.fold_in(rng, state.step)
@@ -56,7 +57,8 @@ def train_step(
     image, box = augment.redraw_images(rng_draw, batch['trajectory'], batch['image'].shape[1])
     batch = dict(batch, image=image, box=box)
   grad_fn = jax.value_and_grad(method.loss, has_aux=True)
-  (_, (metrics, extra)), grads = grad_fn(state.params, state.extra, batch, rng_loss)
+  progress = jnp.minimum(state.step / max(total_steps, 1), 1.0)
+  (_, (metrics, extra)), grads = grad_fn(state.params, state.extra, batch, rng_loss, progress)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics = dict(metrics, grad_norm=optax.tree.norm(grads))
@@ -64,9 +66,13 @@ def train_step(
   return new_state, metrics
 
 
-def make_parallel_step(method, tx, redraw_images: bool, mesh: jax.sharding.Mesh, state_shape):
+def make_parallel_step(
+  method, tx, redraw_images: bool, total_steps: int, mesh: jax.sharding.Mesh, state_shape
+):
   """train_step jitted over `mesh`: batch sharded on 'data', state and metrics replicated."""
-  step = functools.partial(train_step, method=method, tx=tx, redraw_images=redraw_images)
+  step = functools.partial(
+    train_step, method=method, tx=tx, redraw_images=redraw_images, total_steps=total_steps
+  )
   rep = parallel.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: rep, state_shape)
   return jax.jit(
@@ -160,7 +166,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # Accuracy along the run: config.eval.split every eval_every_epochs (0: never).
   eval_every = config.train.eval_every_epochs * per_epoch
   eval_source = pipeline.run_split(builder, config.eval.split, config.data) if eval_every else None
-  p_step = make_parallel_step(method, tx, config.train.redraw_images, mesh, state)
+  p_step = make_parallel_step(method, tx, config.train.redraw_images, num_steps, mesh, state)
   rng = parallel.replicate(jax.random.key(config.seed), mesh)
 
   start = int(state.step)

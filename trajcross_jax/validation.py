@@ -1,4 +1,7 @@
-"""Checks a config before any work starts, so a bad value is one clear line, not a traceback."""
+"""Checks a config before any work starts, so a bad value is one clear line, not a traceback.
+
+The one place for config checks: the modules that read a field trust it.
+"""
 
 import ml_collections
 
@@ -6,6 +9,7 @@ from trajcross_jax.data import pipeline
 from trajcross_jax.data.builder import SOURCES, TrajcrossConfig
 from trajcross_jax.data.normalisation import UNIT
 from trajcross_jax.methods import METHODS, get_method
+from trajcross_jax.methods.cca import SCORES as CCA_SCORES
 from trajcross_jax.models.trajectory import SHAPE_BRANCHES
 
 DATASETS = SOURCES
@@ -17,8 +21,6 @@ _POSITIVE = (
   'data.window_length',
   'data.stride',
   'data.num_threads',
-  'model.branch_dim',
-  'model.image_shape_pool',
   'train.batch_size',
   'train.num_epochs',
   'train.learning_rate',
@@ -49,6 +51,21 @@ _CHOICES = {
   'index.modality': ('trajectory', 'image'),
   'index.kind': ('exact', 'faiss'),
 }
+# config.model's fields by method: each method's model section holds only its own fields
+# (configs/baselines/*.py), so these checks depend on config.method.
+_MODEL_CHOICES = {
+  'trajcross': {'traj_shape_branch': SHAPE_BRANCHES},
+  'cca': {'cca_score': CCA_SCORES},
+}
+_MODEL_POSITIVE = {
+  'trajcross': ('branch_dim', 'image_shape_pool'),
+  'moco': ('branch_dim', 'embed_dim', 'moco_queue_size', 'traj_raster_size'),
+  'dbrlm': ('branch_dim', 'embed_dim'),
+  'acmr': ('embed_dim', 'image_pool'),
+  'cca': ('cca_components', 'image_pool'),
+  'corr_ae': ('code_dim', 'image_pool'),
+  'corr_cross_ae': ('code_dim', 'image_pool'),
+}
 _NON_NEGATIVE = (
   'train.warmup_steps',
   'train.weight_decay',
@@ -66,17 +83,31 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
   return value
 
 
+def _validate_model(config: ml_collections.ConfigDict) -> None:
+  """config.model's fields, as config.method reads them."""
+  method = config.method
+  for field, allowed in _MODEL_CHOICES.get(method, {}).items():
+    if config.model[field] not in allowed:
+      raise ValueError(f'config.model.{field}={config.model[field]!r}: must be one of {allowed}')
+  for field in _MODEL_POSITIVE[method]:
+    value = config.model[field]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+      raise ValueError(f'config.model.{field}={value!r}: must be a positive number')
+  image_size = TrajcrossConfig.image_size
+  for field in ('image_shape_pool', 'image_pool'):
+    if field in config.model and image_size % config.model[field]:
+      raise ValueError(
+        f'config.model.{field}={config.model[field]}: must divide the {image_size}-pixel image'
+      )
+
+
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first field with a bad value."""
   if config.method not in METHODS:
     raise ValueError(f'config.method={config.method!r}: must be one of {sorted(METHODS)}')
   if config.data.name not in DATASETS:
     raise ValueError(f'config.data.name={config.data.name!r}: must be one of {DATASETS}')
-  if config.model.traj_shape_branch not in SHAPE_BRANCHES:
-    raise ValueError(
-      f'config.model.traj_shape_branch={config.model.traj_shape_branch!r}: '
-      f'must be one of {SHAPE_BRANCHES}'
-    )
+  _validate_model(config)
   for field in _POSITIVE:
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -133,12 +164,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.eval.normalisation not in NORMALISATIONS:
     raise ValueError(
       f'config.eval.normalisation={config.eval.normalisation!r}: must be one of {NORMALISATIONS}'
-    )
-  image_size = TrajcrossConfig.image_size
-  if image_size % config.model.image_shape_pool:
-    raise ValueError(
-      f'config.model.image_shape_pool={config.model.image_shape_pool}: must divide the '
-      f'{image_size}-pixel image'
     )
   # A method checks its own fields (for example a baseline's options) when it is built; the
   # scene frame comes from the data later, any frame will do for the check.

@@ -1,17 +1,23 @@
 """Table I, MoCo (He et al. 2020): trajectory raster as query, image as momentum key."""
 
-from configs import default
+from configs.baselines import common
 
 
 def get_config():
-  config = default.get_config()
-  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
-  config.method = 'moco'
-  # One encoder (and its momentum copy) reads both modalities: the trajectory's raster is drawn
-  # at the image's 64 pixels, whatever the TRAJCROSS default.
-  config.model.traj_raster_size = 64
-  config.model.embed_dim = 128  # Output of the (query and key) encoder.
-  config.model.moco_queue_size = 4096  # Negatives kept in the queue (16 batches of 256).
+  config = common.get_config(
+    'moco',
+    # One encoder (and its momentum copy) reads both modalities: the trajectory's raster is
+    # drawn at the image's 64 pixels, in a window 1.5 times its extent, 2 pixels wide.
+    traj_raster_size=64,
+    traj_raster_margin=1.5,
+    traj_raster_line_width=2.0,
+    # The image-with-box CNN (the sizes of TRAJCROSS's shape CNN and box embedding).
+    shape_channels=(32, 64, 128, 128),
+    branch_dim=128,
+    box_embed=64,
+    embed_dim=128,  # Output of the (query and key) encoder.
+    moco_queue_size=4096,  # Negatives kept in the queue (16 batches of 256).
+  )
   config.train.moco_momentum = 0.999  # Key encoder: theta_k <- m theta_k + (1 - m) theta_q.
   config.train.moco_temperature = 0.07  # Fixed InfoNCE temperature.
   config.train.learning_rate = 1e-3  # Its Table I run's rate (not TRAJCROSS's tuned one).

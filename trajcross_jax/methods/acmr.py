@@ -60,9 +60,8 @@ class ACMR(Method):
   The modality classifier (models/discriminator.py, the same MLP as TRAJCROSS's) descends
   its cross-entropy; the projectors get its gradient reversed and scaled by
   `train.adversarial_weight` * lambda_p, with lambda_p = 2 / (1 + exp(-10 p)) - 1 over
-  progress p = step / total_steps (the DANN schedule ACMR uses). The loss is not passed the
-  step, so extra = {'step'} counts the steps taken, and the run's total_steps is the one that
-  `optimizer` was built with (train() and evaluate() build it before any loss).
+  progress p = steps taken / total steps (the DANN schedule ACMR uses), which the train step
+  passes to the loss.
   """
 
   def __init__(
@@ -73,24 +72,18 @@ class ACMR(Method):
   ):
     self.model = model
     self.train = train
-    self.center = normalisation.center
-    self.scale = normalisation.scale
+    self.features = baselines.FlatFeatures(
+      model.image_pool, normalisation.center, normalisation.scale
+    )
     layers = (*model.acmr_hidden, model.embed_dim)
     self.trajectory_projector = baselines.MLP(layers)
     self.image_projector = baselines.MLP(layers)
     self.discriminator = Discriminator(hidden=tuple(model.disc_hidden))
-    self.total_steps = None
-
-  def trajectory_features(self, trajectory: jax.Array) -> jax.Array:
-    return baselines.flat_trajectory(trajectory, self.center, self.scale)
-
-  def image_features(self, image: jax.Array, box: jax.Array) -> jax.Array:
-    return baselines.flat_image(image, box, self.center, self.scale, self.model.image_pool)
 
   def init(self, rng: jax.Array, batch: Batch) -> tuple[PyTree, PyTree]:
     rng_t, rng_i, rng_d = jax.random.split(rng, 3)
-    x = self.trajectory_features(batch['trajectory'])
-    y = self.image_features(batch['image'], batch['box'])
+    x = self.features.trajectory(batch['trajectory'])
+    y = self.features.image(batch['image'], batch['box'])
     params = {
       'encoders': {
         'trajectory': self.trajectory_projector.init(rng_t, x)['params'],
@@ -100,10 +93,10 @@ class ACMR(Method):
         rng_d, jnp.zeros((1, self.model.embed_dim), jnp.float32)
       )['params'],
     }
-    return params, {'step': jnp.zeros((), jnp.int32)}
+    return params, {}
 
   def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
-    x = self.trajectory_features(trajectory)
+    x = self.features.trajectory(trajectory)
     return losses.l2_normalise(
       self.trajectory_projector.apply({'params': params['encoders']['trajectory']}, x)
     )
@@ -111,25 +104,20 @@ class ACMR(Method):
   def embed_images(
     self, params: PyTree, extra: PyTree, image: jax.Array, box: jax.Array
   ) -> jax.Array:
-    y = self.image_features(image, box)
+    y = self.features.image(image, box)
     return losses.l2_normalise(
       self.image_projector.apply({'params': params['encoders']['image']}, y)
     )
 
-  def reversal_scale(self, step: jax.Array) -> jax.Array:
-    """adversarial_weight * lambda_p at `step` (steps taken before this one)."""
-    if self.total_steps is None:
-      raise RuntimeError(
-        'ACMR.loss needs the run length: build method.optimizer(total_steps) first'
-      )
-    progress = jnp.minimum(step / self.total_steps, 1.0)
+  def reversal_scale(self, progress: jax.Array) -> jax.Array:
+    """adversarial_weight * lambda_p at the run's `progress` in [0, 1]."""
     return self.train.adversarial_weight * reversal_schedule(progress)
 
-  def loss(self, params, extra, batch, rng):
+  def loss(self, params, extra, batch, rng, progress):
     z_t = self.embed_trajectories(params, extra, batch['trajectory'])
     z_i = self.embed_images(params, extra, batch['image'], batch['box'])
     triplet = bidirectional_triplet(z_t, z_i, self.train.acmr_margin)
-    scale = self.reversal_scale(extra['step'])
+    scale = self.reversal_scale(progress)
 
     def classify(z):
       return self.discriminator.apply(
@@ -147,10 +135,9 @@ class ACMR(Method):
       'disc_acc': disc_acc,
       'reversal_scale': scale,
     }
-    return total, (metrics, {'step': extra['step'] + 1})
+    return total, (metrics, extra)
 
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
-    self.total_steps = total_steps  # The reversal schedule's p = step / total_steps.
     return optax.partition(
       {
         'encoders': encoder_optimizer(self.train, total_steps),

@@ -56,9 +56,13 @@ class Method(abc.ABC):
 
   @abc.abstractmethod
   def loss(
-    self, params: PyTree, extra: PyTree, batch: Batch, rng: jax.Array
+    self, params: PyTree, extra: PyTree, batch: Batch, rng: jax.Array, progress: jax.Array
   ) -> tuple[jax.Array, tuple[dict[str, jax.Array], PyTree]]:
-    """Returns (scalar loss to descend, (metrics, new extra)) for a global batch."""
+    """Returns (scalar loss to descend, (metrics, new extra)) for a global batch.
+
+    `progress` is the run's progress at this step, steps taken / total steps in [0, 1], for
+    methods whose loss follows a schedule over the run (ACMR's reversal weight).
+    """
 
   @abc.abstractmethod
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:

@@ -77,23 +77,16 @@ class CCA(Method):
     train: ml_collections.ConfigDict,
     normalisation: Normalisation,
   ):
-    if model.cca_score not in SCORES:
-      raise ValueError(f'config.model.cca_score={model.cca_score!r}: must be one of {SCORES}')
     self.model = model
     self.train = train
-    self.center = normalisation.center
-    self.scale = normalisation.scale
-
-  def trajectory_features(self, trajectory: jax.Array) -> jax.Array:
-    return baselines.flat_trajectory(trajectory, self.center, self.scale)
-
-  def image_features(self, image: jax.Array, box: jax.Array) -> jax.Array:
-    return baselines.flat_image(image, box, self.center, self.scale, self.model.image_pool)
+    self.features = baselines.FlatFeatures(
+      model.image_pool, normalisation.center, normalisation.scale
+    )
 
   def init(self, rng: jax.Array, batch: Batch) -> tuple[PyTree, PyTree]:
     del rng
-    dx = jax.eval_shape(self.trajectory_features, batch['trajectory']).shape[-1]
-    dy = jax.eval_shape(self.image_features, batch['image'], batch['box']).shape[-1]
+    dx = jax.eval_shape(self.features.trajectory, batch['trajectory']).shape[-1]
+    dy = jax.eval_shape(self.features.image, batch['image'], batch['box']).shape[-1]
     k = min(self.model.cca_components, dx, dy)
     params = {
       'trajectory': {'mean': jnp.zeros(dx), 'proj': jnp.zeros((dx, k))},
@@ -103,8 +96,8 @@ class CCA(Method):
     return params, {}
 
   def fit(self, params: PyTree, extra: PyTree, source) -> tuple[PyTree, PyTree]:
-    traj_features = jax.jit(self.trajectory_features)
-    image_features = jax.jit(self.image_features)
+    traj_features = jax.jit(self.features.trajectory)
+    image_features = jax.jit(self.features.image)
     xs, ys = [], []
     for start in range(0, len(source), _FIT_CHUNK):
       batch = source.get_batch(np.arange(start, min(start + _FIT_CHUNK, len(source))))
@@ -135,18 +128,18 @@ class CCA(Method):
     return jnp.concatenate([a * u, one, norm] if query_side else [u, norm, one], axis=-1)
 
   def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
-    u = self.variates(params['trajectory'], self.trajectory_features(trajectory))
+    u = self.variates(params['trajectory'], self.features.trajectory(trajectory))
     return self._embed(params, u, query_side=True)
 
   def embed_images(
     self, params: PyTree, extra: PyTree, image: jax.Array, box: jax.Array
   ) -> jax.Array:
-    v = self.variates(params['image'], self.image_features(image, box))
+    v = self.variates(params['image'], self.features.image(image, box))
     return self._embed(params, v, query_side=False)
 
-  def loss(self, params, extra, batch, rng):
-    u = self.variates(params['trajectory'], self.trajectory_features(batch['trajectory']))
-    v = self.variates(params['image'], self.image_features(batch['image'], batch['box']))
+  def loss(self, params, extra, batch, rng, progress):
+    u = self.variates(params['trajectory'], self.features.trajectory(batch['trajectory']))
+    v = self.variates(params['image'], self.features.image(batch['image'], batch['box']))
     u = u - u.mean(axis=0)
     v = v - v.mean(axis=0)
     corr = (u * v).sum(0) / jnp.sqrt((u * u).sum(0) * (v * v).sum(0) + 1e-12)

@@ -68,8 +68,9 @@ class CorrAE(Method):
     self.model = model
     self.train = train
     self.cross = cross
-    self.center = normalisation.center
-    self.scale = normalisation.scale
+    self.features = baselines.FlatFeatures(
+      model.image_pool, normalisation.center, normalisation.scale
+    )
     hidden = tuple(model.ae_hidden)
     self.encoders = {
       'trajectory': baselines.MLP((*hidden, model.code_dim)),
@@ -77,19 +78,13 @@ class CorrAE(Method):
     }
     self._hidden = hidden
 
-  def trajectory_features(self, trajectory: jax.Array) -> jax.Array:
-    return baselines.flat_trajectory(trajectory, self.center, self.scale)
-
-  def image_features(self, image: jax.Array, box: jax.Array) -> jax.Array:
-    return baselines.flat_image(image, box, self.center, self.scale, self.model.image_pool)
-
   def _decoder(self, out_dim: int) -> baselines.MLP:
     return baselines.MLP((*self._hidden[::-1], out_dim))
 
   def init(self, rng: jax.Array, batch: Batch) -> tuple[PyTree, PyTree]:
     keys = jax.random.split(rng, 4)
-    x = self.trajectory_features(batch['trajectory'])
-    y = self.image_features(batch['image'], batch['box'])
+    x = self.features.trajectory(batch['trajectory'])
+    y = self.features.image(batch['image'], batch['box'])
     code = jnp.zeros((1, self.model.code_dim), jnp.float32)
     params = {
       'encoders': {
@@ -109,20 +104,20 @@ class CorrAE(Method):
     return h_t, h_i
 
   def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
-    x = self.trajectory_features(trajectory)
+    x = self.features.trajectory(trajectory)
     h = self.encoders['trajectory'].apply({'params': params['encoders']['trajectory']}, x)
     return distance_embedding(h, query_side=True)
 
   def embed_images(
     self, params: PyTree, extra: PyTree, image: jax.Array, box: jax.Array
   ) -> jax.Array:
-    y = self.image_features(image, box)
+    y = self.features.image(image, box)
     h = self.encoders['image'].apply({'params': params['encoders']['image']}, y)
     return distance_embedding(h, query_side=False)
 
-  def loss(self, params, extra, batch, rng):
-    x = self.trajectory_features(batch['trajectory'])
-    y = self.image_features(batch['image'], batch['box'])
+  def loss(self, params, extra, batch, rng, progress):
+    x = self.features.trajectory(batch['trajectory'])
+    y = self.features.image(batch['image'], batch['box'])
     h_t, h_i = self.codes(params, x, y)
     # Corr-Cross-AE: each modality is rebuilt from the other's code.
     code_for_x, code_for_y = (h_i, h_t) if self.cross else (h_t, h_i)

@@ -67,7 +67,7 @@ class DBRLM(Method):
     picture = inputs.image_to_float(image)
     return losses.l2_normalise(self.image_encoder.apply({'params': params['image']}, picture, box))
 
-  def loss(self, params, extra, batch, rng):
+  def loss(self, params, extra, batch, rng, progress):
     z_t = self.embed_trajectories(params, extra, batch['trajectory'])
     z_i = self.embed_images(params, extra, batch['image'], batch['box'])
     nll, metrics = losses.infonce(z_t, z_i, self.train.dbrlm_gamma)

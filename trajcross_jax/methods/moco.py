@@ -100,7 +100,7 @@ class MoCo(Method):
   ) -> jax.Array:
     return self._embed(extra['key'], inputs.image_to_float(image), box)
 
-  def loss(self, params, extra, batch, rng):
+  def loss(self, params, extra, batch, rng, progress):
     key_params = momentum_update(extra['key'], params, self.train.moco_momentum)
     q = self.embed_trajectories(params, extra, batch['trajectory'])
     k = jax.lax.stop_gradient(

@@ -73,20 +73,20 @@ class TrajCross(Method):
       }
     }
     if self.model.adversarial:
-      dim = jax.eval_shape(self.trajectory_encoder.apply, traj_vars, batch['trajectory'])[0]
+      dim = jax.eval_shape(self.trajectory_encoder.apply, traj_vars, batch['trajectory'])
       params['discriminator'] = self.discriminator.init(rng_d, jnp.zeros(dim.shape, jnp.float32))[
         'params'
       ]
     return params, {}
 
   def embed_trajectories(self, params: PyTree, extra: PyTree, trajectory: jax.Array) -> jax.Array:
-    z, _ = self.trajectory_encoder.apply({'params': params['encoders']['trajectory']}, trajectory)
+    z = self.trajectory_encoder.apply({'params': params['encoders']['trajectory']}, trajectory)
     return losses.l2_normalise(z)
 
   def embed_images(
     self, params: PyTree, extra: PyTree, image: jax.Array, box: jax.Array
   ) -> jax.Array:
-    z, _ = self.image_encoder.apply({'params': params['encoders']['image']}, image, box)
+    z = self.image_encoder.apply({'params': params['encoders']['image']}, image, box)
     return losses.l2_normalise(z)
 
   def logit_scale(self, params: PyTree) -> jax.Array:
@@ -96,7 +96,7 @@ class TrajCross(Method):
       log_scale = jax.lax.stop_gradient(log_scale)
     return jnp.minimum(jnp.exp(log_scale), MAX_LOGIT_SCALE)
 
-  def loss(self, params, extra, batch, rng):
+  def loss(self, params, extra, batch, rng, progress):
     z_t = self.embed_trajectories(params, extra, batch['trajectory'])
     z_i = self.embed_images(params, extra, batch['image'], batch['box'])
     contrastive, metrics = losses.infonce(z_t, z_i, self.logit_scale(params))

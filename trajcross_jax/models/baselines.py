@@ -37,6 +37,23 @@ def flat_image(
   return jnp.concatenate([x, inputs.normalise_box(box.astype(jnp.float32), center, scale)], -1)
 
 
+class FlatFeatures:
+  """The flat views of a pair that CCA, ACMR and Corr-AE read, in one scene frame.
+
+  trajectory: flat_trajectory, the normalised points (2M features); image: flat_image, the
+  image pooled by `image_pool` with its normalised box.
+  """
+
+  def __init__(self, image_pool: int, center: tuple[float, float], scale: float):
+    self.image_pool, self.center, self.scale = image_pool, center, scale
+
+  def trajectory(self, trajectory: jax.Array) -> jax.Array:
+    return flat_trajectory(trajectory, self.center, self.scale)
+
+  def image(self, image: jax.Array, box: jax.Array) -> jax.Array:
+    return flat_image(image, box, self.center, self.scale, self.image_pool)
+
+
 class MLP(nn.Module):
   """Dense layers with ReLU between them; the last layer is linear.
 

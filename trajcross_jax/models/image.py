@@ -71,9 +71,8 @@ class ImageEncoder(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(
-    self, image: jnp.ndarray, box: jnp.ndarray
-  ) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def __call__(self, image: jnp.ndarray, box: jnp.ndarray) -> jnp.ndarray:
+    """(B, H, W, 1) uint8 and (B, 4) metres -> (B, 2 * branch_dim)."""
     x = inputs.image_to_float(image)
     box = box.astype(jnp.float32)
     if self.use_box and self.coord_channels:
@@ -91,4 +90,4 @@ class ImageEncoder(nn.Module):
     shape = ShapeCNN(self.shape_channels, self.branch_dim, self.dtype, name='shape_cnn')(
       inputs.block_mean(x, self.shape_pool)
     )
-    return jnp.concatenate([position, shape], axis=-1), {}
+    return jnp.concatenate([position, shape], axis=-1)

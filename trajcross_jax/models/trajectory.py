@@ -41,7 +41,8 @@ class TrajectoryEncoder(nn.Module):
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
-  def __call__(self, points: jnp.ndarray) -> tuple[jnp.ndarray, dict[str, jnp.ndarray]]:
+  def __call__(self, points: jnp.ndarray) -> jnp.ndarray:
+    """(B, M, 2) metres -> (B, 2 * branch_dim)."""
     if self.shape_branch not in SHAPE_BRANCHES:
       raise ValueError(f'shape_branch must be one of {SHAPE_BRANCHES}, got {self.shape_branch!r}')
     points = points.astype(jnp.float32)
@@ -53,9 +54,8 @@ class TrajectoryEncoder(nn.Module):
     # so that it still meets the image embedding in the same space.
     width = 2 * self.branch_dim if self.shape_branch == 'none' else self.branch_dim
     position = nn.Dense(width, dtype=self.dtype, name='position_out')(h)
-    aux = {}
     if self.shape_branch == 'none':
-      return position, aux
+      return position
     if self.shape_branch == 'raster':
       # Eq. (3): the raster of the trajectory, by the same rasteriser as the images.
       raster, box = inputs.trajectory_raster(
@@ -64,9 +64,8 @@ class TrajectoryEncoder(nn.Module):
       if self.coord_channels:
         raster = inputs.coord_channels(raster, box, self.coord_center, self.coord_scale)
       shape = ShapeCNN(self.shape_channels, self.branch_dim, self.dtype, name='shape_cnn')(raster)
-      aux['raster'] = raster
     else:
       # TrajCNN: a CNN over the raw (normalised) point sequence instead of its raster.
       h = SequenceCNN(self.conv_heights, self.conv_features, self.dtype, name='seq_cnn')(xy)
       shape = nn.Dense(self.branch_dim, dtype=self.dtype, name='seq_out')(h)
-    return jnp.concatenate([position, shape], axis=-1), aux
+    return jnp.concatenate([position, shape], axis=-1)

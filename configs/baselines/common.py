@@ -1,0 +1,15 @@
+"""What Table I's baselines share: configs/default.py less TRAJCROSS's model and re-ranker."""
+
+import ml_collections
+
+from configs import default
+
+
+def get_config(method: str, **model) -> ml_collections.ConfigDict:
+  """The default config for `method`, its model section holding only the fields in `model`."""
+  config = default.get_config()
+  config.method = method
+  config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
+  # The baseline's own fields: TRAJCROSS's (WCNN heights, raster sizes, ...) mean nothing to it.
+  config.model = ml_collections.ConfigDict(model)
+  return config
