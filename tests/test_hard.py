@@ -1,0 +1,112 @@
+"""The hard protocol's rules (data/hard.py): each off by default, each doing what it says."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from trajcross_jax.data import hard, render
+
+
+def _tracks(n=64, seed=0):
+  rng = np.random.default_rng(seed)
+  steps = rng.normal(0.3, 0.15, (n, 20, 2))
+  points = np.cumsum(steps, axis=1) + rng.uniform(2, 10, (n, 1, 2))
+  params = [render.draw_image_params(p, 0, 1, i, 0) for i, p in enumerate(points)]
+  return points, np.array([w for w, _ in params]), np.array([lw for _, lw in params])
+
+
+def test_the_defaults_are_the_paper_protocol():
+  points, windows, widths = _tracks()
+  options = hard.HardOptions()
+  assert not options.active and hard.HardOptions(blur_px=1.0).active
+  draws = hard.unit_draws(np.random.default_rng(0), len(points), 20, 64)
+  np.testing.assert_array_equal(hard.observe(points, options, draws), points)
+  np.testing.assert_array_equal(
+    hard.draw(points, windows, widths, options, draws, 64),
+    render.render_polylines(points, windows, widths, 64),
+  )
+
+
+def test_noise_and_drift_have_their_sizes():
+  points = np.zeros((4000, 20, 2))
+  draws = hard.unit_draws(np.random.default_rng(1), 4000, 20, 8)
+  noisy = hard.observe(points, hard.HardOptions(noise_m=0.5), draws)
+  assert abs(noisy.std() - 0.5) < 0.01
+  drifted = hard.observe(points, hard.HardOptions(drift_m=2.0), draws)
+  # The offset is smooth: consecutive points move together; it starts with std 2 m and
+  # changes by std 2 m over the window, so the last point's offset has std 2 * sqrt(2).
+  assert abs(drifted[:, 0].std() - 2.0) < 0.05
+  assert abs(drifted[:, -1].std() - 2.0 * np.sqrt(2)) < 0.07
+  assert np.abs(np.diff(drifted, axis=1)).max() < np.abs(drifted).max() / 5
+
+
+def test_dots_draw_the_points_not_the_segments():
+  points = np.array([[[1.0, 1.0], [3.0, 1.0]]])
+  windows = np.array([[0.0, 0.0, 4.0]])  # 16 pixels a metre at 64 pixels.
+  image = hard.render_dots(points, windows, np.array([2.0]), 64)[0]
+  row = 64 - 16  # y = 1 m.
+  assert image[row, 16] == 255 and image[row, 48] == 255  # On each point.
+  assert image[row, 32] == 0  # Half-way along the segment between them: no ink.
+  line = render.render_polylines(points, windows, np.array([2.0]), 64)[0]
+  assert line[row, 32] == 255
+
+
+def test_blur_background_and_pixel_noise_change_the_image_as_described():
+  points, windows, widths = _tracks(8)
+  draws = hard.unit_draws(np.random.default_rng(2), 8, 20, 64)
+  clean = hard.draw(points, windows, widths, hard.HardOptions(), draws, 64)
+  blurred = hard.draw(points, windows, widths, hard.HardOptions(blur_px=1.5), draws, 64)
+  assert blurred.max() < clean.max()  # Peaks spread out ...
+  assert (blurred > 1).sum() > (clean > 1).sum()  # ... over more pixels,
+  assert abs(blurred.sum() - clean.sum()) / clean.sum() < 0.05  # keeping the ink.
+  textured = hard.draw(points, windows, widths, hard.HardOptions(background=40.0), draws, 64)
+  empty = clean == 0
+  assert textured[empty].std() > 5  # The background now varies ...
+  assert np.abs(np.diff(textured[0], axis=1))[empty[0][:, 1:]].mean() < 5  # ... smoothly.
+  noisy = hard.draw(points, windows, widths, hard.HardOptions(pixel_noise=10.0), draws, 64)
+  middle = (clean > 50) & (clean < 200)
+  assert abs((noisy - clean)[middle].std() - 10.0) < 1.0
+  for image in (blurred, textured, noisy):
+    assert image.min() >= 0 and image.max() <= 255
+
+
+def test_numpy_and_jax_compute_the_same_images_of_the_same_draws():
+  points, windows, widths = _tracks(8)
+  options = hard.HardOptions(
+    noise_m=0.1, drift_m=0.3, renderer='dots', blur_px=1.0, pixel_noise=5.0, background=20.0
+  )
+  draws = hard.unit_draws(np.random.default_rng(3), 8, 20, 64)
+  expected = hard.draw(hard.observe(points, options, draws), windows, widths, options, draws, 64)
+  as_jax = {k: jnp.asarray(v, jnp.float32) for k, v in draws.items()}
+
+  @jax.jit
+  def on_device(p, w, lw, d):
+    return hard.draw(hard.observe(p, options, d, jnp), w, lw, options, d, 64, jnp)
+
+  got = on_device(
+    jnp.asarray(points, jnp.float32), jnp.asarray(windows, jnp.float32), widths, as_jax
+  )
+  np.testing.assert_allclose(np.asarray(got), expected, atol=0.05)
+  shapes = {k: v.shape for k, v in hard.unit_draws_jax(jax.random.key(0), 8, 20, 64).items()}
+  assert shapes == {k: v.shape for k, v in draws.items()}
+
+
+def test_the_same_seed_gives_the_same_bytes():
+  points, windows, widths = _tracks(8)
+  options = hard.HardOptions(noise_m=0.2, renderer='dots', pixel_noise=3.0)
+  images = []
+  for _ in range(2):
+    draws = hard.unit_draws(np.random.default_rng(7), 8, 20, 64)
+    observed = hard.observe(points, options, draws)
+    images.append(render.to_uint8(hard.draw(observed, windows, widths, options, draws, 64)))
+  assert images[0].tobytes() == images[1].tobytes()
+
+
+@pytest.mark.parametrize(
+  'field, value, message',
+  [('renderer', 'spline', 'renderer must be one of'), ('noise_m', -1.0, 'noise_m must be')],
+)
+def test_bad_options_are_named(field, value, message):
+  with pytest.raises(ValueError, match=message):
+    hard.HardOptions(**{field: value})
