@@ -22,6 +22,10 @@ def test_the_defaults_are_the_paper_protocol():
   assert not options.active and hard.HardOptions(blur_px=1.0).active
   draws = hard.unit_draws(np.random.default_rng(0), len(points), 20, 64)
   np.testing.assert_array_equal(hard.observe(points, options, draws), points)
+  # Every rule keeps the dtype it is given (float32 tracks stay float32).
+  noisy = hard.HardOptions(noise_m=0.1, drift_m=0.1, blur_px=1.0, background=5.0, pixel_noise=2.0)
+  assert hard.observe(points.astype(np.float32), noisy, draws).dtype == np.float32
+  assert hard.draw(points, windows, widths, noisy, draws, 64).dtype == np.float64
   np.testing.assert_array_equal(
     hard.draw(points, windows, widths, options, draws, 64),
     render.render_polylines(points, windows, widths, 64),

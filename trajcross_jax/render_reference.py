@@ -76,11 +76,9 @@ def score_matrix(
   for s in range(0, len(rows), chunk):
     r, c = rows[s : s + chunk], cols[s : s + chunk]
     n = len(r)
-    if n < chunk:  # One compiled shape: pad the last chunk with its first pair.
-      r, c = (
-        np.concatenate([r, np.repeat(r[:1], chunk - n)]),
-        np.concatenate([c, np.repeat(c[:1], chunk - n)]),
-      )
+    size = min(parallel.next_power_of_two(n), chunk)  # Few compiled shapes.
+    if n < size:  # Padded with the chunk's first pair; its scores are dropped.
+      r, c = (np.concatenate([a, np.repeat(a[:1], size - n)]) for a in (r, c))
     d = pair_distances(trajectories[r], images[c], boxes[c])
     scores[r[:n], c[:n]] = -np.asarray(d)[:n]
   info = {

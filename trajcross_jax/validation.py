@@ -165,6 +165,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       f'config.eval.normalisation={config.eval.normalisation!r}: must be one of {NORMALISATIONS}'
     )
-  # A method checks its own fields (for example a baseline's options) when it is built; the
-  # scene frame comes from the data later, any frame will do for the check.
+  # Building the method finds a field its config lacks (config.model is checked above, by
+  # method); the scene frame comes from the data later, any frame will do for the check.
   get_method(config, UNIT)

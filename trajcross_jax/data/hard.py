@@ -17,10 +17,10 @@ function of the same draws.
 """
 
 import dataclasses
+import numbers
 from types import ModuleType
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from trajcross_jax.data import render
@@ -58,7 +58,7 @@ class HardOptions:
       raise ValueError(f'renderer must be one of {RENDERERS}, got {self.renderer!r}')
     for field in ('noise_m', 'drift_m', 'blur_px', 'pixel_noise', 'background'):
       value = getattr(self, field)
-      if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+      if not isinstance(value, numbers.Real) or isinstance(value, bool) or value < 0:
         raise ValueError(f'{field} must be a number >= 0, got {value!r}')
 
   @property
@@ -93,10 +93,11 @@ def unit_draws_jax(key: jax.Array, batch: int, points: int, size: int) -> dict:
 def observe(points, options: HardOptions, draws: dict, xp: ModuleType = np):
   """A noisy observation (B, M, 2) of tracks (B, M, 2): per-point noise plus a drifting offset."""
   points = xp.asarray(points)
+  noise, drift = (xp.asarray(draws[k], dtype=points.dtype) for k in ('noise', 'drift'))
   m = points.shape[1]
   t = (xp.arange(m, dtype=points.dtype) / max(m - 1, 1))[None, :, None]
-  drift = draws['drift'][:, None, 0, :] + t * draws['drift'][:, None, 1, :]
-  return points + options.noise_m * draws['noise'] + options.drift_m * drift
+  offset = drift[:, None, 0, :] + t * drift[:, None, 1, :]
+  return points + options.noise_m * noise + options.drift_m * offset
 
 
 def draw(points, windows, widths, options: HardOptions, draws: dict, size: int, xp=np):
@@ -111,14 +112,16 @@ def draw(points, windows, widths, options: HardOptions, draws: dict, size: int, 
     lo, hi = DOT_RADIUS_PX
     radius = lo + (hi - lo) * xp.asarray(draws['radius'])
     image = render_dots(points, windows, radius, size, xp=xp)
+  dtype = image.dtype  # Every effect keeps it: float64 in the builder, float32 under jit.
   if options.blur_px > 0:
-    k = gaussian_matrix(size, options.blur_px, xp)
+    k = xp.asarray(gaussian_matrix(size, options.blur_px), dtype=dtype)
     image = k @ image @ k.T
   if options.background > 0:
-    u = interpolation_matrix(size, BACKGROUND_GRID, xp)
-    image = image + options.background * (u @ xp.asarray(draws['background']) @ u.T)
+    u = xp.asarray(interpolation_matrix(size, BACKGROUND_GRID), dtype=dtype)
+    texture = u @ xp.asarray(draws['background'], dtype=dtype) @ u.T
+    image = image + options.background * texture
   if options.pixel_noise > 0:
-    image = image + options.pixel_noise * xp.asarray(draws['pixels'])
+    image = image + options.pixel_noise * xp.asarray(draws['pixels'], dtype=dtype)
   return xp.clip(image, 0, 255)
 
 
@@ -136,14 +139,14 @@ def render_dots(points, windows, radius, size: int, xp: ModuleType = np):
   return 255 * xp.clip(xp.asarray(radius)[:, None, None] + 0.5 - distance, 0, 1)
 
 
-def gaussian_matrix(size: int, sigma: float, xp: ModuleType = np):
+def gaussian_matrix(size: int, sigma: float) -> np.ndarray:
   """(size, size) rows of a normalised Gaussian of `sigma` pixels: K @ image @ K.T blurs."""
   i = np.arange(size)
   k = np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma) ** 2)
-  return xp.asarray(k / k.sum(axis=1, keepdims=True), dtype=xp.float32 if xp is jnp else None)
+  return k / k.sum(axis=1, keepdims=True)
 
 
-def interpolation_matrix(size: int, grid: int, xp: ModuleType = np):
+def interpolation_matrix(size: int, grid: int) -> np.ndarray:
   """(size, grid): linear interpolation of `grid` cell centres at the pixel centres."""
   at = (np.arange(size) + 0.5) * grid / size - 0.5
   lo = np.clip(np.floor(at).astype(int), 0, grid - 1)
@@ -152,4 +155,4 @@ def interpolation_matrix(size: int, grid: int, xp: ModuleType = np):
   u = np.zeros((size, grid))
   u[np.arange(size), lo] += 1 - frac
   u[np.arange(size), hi] += frac
-  return xp.asarray(u, dtype=xp.float32 if xp is jnp else None)
+  return u

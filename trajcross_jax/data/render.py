@@ -19,9 +19,9 @@ import numpy as np
 SCALE_RANGE = (1.25, 2.0)
 MIN_SIDE = 2.0
 WIDTHS = (1, 2, 3)
-# How many trajectories render_polylines draws per numpy call: about this many elements of
-# batch * segments * size**2 (32 trajectories of 20 points at 64 pixels) a call ran about 15 %
-# faster than 256 trajectories in one call on 2 cores (the arrays of a call stay in cache).
+# How many trajectories the builder draws per numpy call: CHUNK_ELEMENTS / (segments * size**2),
+# 32 trajectories of 20 points at 64 pixels. render_polylines holds a few arrays of batch *
+# size**2 at a time; 32 a call ran about 15 % faster than 256 in one call on 2 cores.
 CHUNK_ELEMENTS = 2_500_000
 
 
