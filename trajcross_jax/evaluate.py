@@ -22,7 +22,7 @@ from trajcross_jax.data import pipeline
 from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import Method
 from trajcross_jax.rerank.reranker import Reranker, two_stage_ranks
-from trajcross_jax.retriever import Retriever, default_micro_batch
+from trajcross_jax.retriever import Retriever
 
 TOP_K = (1, 5, 10, 15)
 RESULTS_FILE = 'eval/results.json'
@@ -128,8 +128,13 @@ def embed_split(
 def evaluate_embeddings(z_t: np.ndarray, z_i: np.ndarray, near_dup: np.ndarray) -> dict[str, Any]:
   """Every metric of PROTOCOL.md section 5 from a split's embeddings and which of its queries
   have a near-duplicate (near_duplicates of its trajectories)."""
-  scores = np.asarray(jnp.asarray(z_t) @ jnp.asarray(z_i).T)
-  results = {'num_test': len(z_t), 'near_dup_fraction': float(near_dup.mean())}
+  return score_metrics(np.asarray(jnp.asarray(z_t) @ jnp.asarray(z_i).T), near_dup)
+
+
+def score_metrics(scores: np.ndarray, near_dup: np.ndarray) -> dict[str, Any]:
+  """Every metric of PROTOCOL.md section 5 from a split's (trajectory, image) score matrix,
+  whatever made the scores (a model's embeddings, or render_reference.py)."""
+  results = {'num_test': len(scores), 'near_dup_fraction': float(near_dup.mean())}
   results.update(retrieval_metrics(scores, near_dup))
   return results
 
@@ -157,7 +162,6 @@ def evaluate_params(
     params_hash='',
     batch_size=config.eval.batch_size,
     mesh=mesh,
-    micro_batch=default_micro_batch(mesh),
   )
   z_t, z_i = embed_split(retriever, source)
   trajectories = source.get_batch(np.arange(len(source)))['trajectory']

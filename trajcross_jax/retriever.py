@@ -55,7 +55,7 @@ class Retriever:
       padded to the next power of two (`bucket`).
     mesh: the local devices' mesh.
     micro_batch: items per device that a call computes at a time (0: all at once); only the
-      speed depends on it.
+      speed depends on it. None (the default): default_micro_batch of the mesh.
   """
 
   method: Method
@@ -68,7 +68,11 @@ class Retriever:
   params_hash: str
   batch_size: int
   mesh: jax.sharding.Mesh
-  micro_batch: int = 0
+  micro_batch: int | None = None
+
+  def __post_init__(self):
+    if self.micro_batch is None:
+      self.micro_batch = default_micro_batch(self.mesh)
 
   @classmethod
   def load(
@@ -167,7 +171,6 @@ class Retriever:
       params_hash=tree_hash(params),
       batch_size=-(-batch_size // mesh.size) * mesh.size,
       mesh=mesh,
-      micro_batch=default_micro_batch(mesh),
     )
 
   @property
