@@ -54,17 +54,22 @@ _CHOICES = {
 # config.model's fields by method: each method's model section holds only its own fields
 # (configs/baselines/*.py), so these checks depend on config.method.
 _MODEL_CHOICES = {
-  'trajcross': {'traj_shape_branch': SHAPE_BRANCHES},
-  'cca': {'cca_score': CCA_SCORES},
+  'trajcross': {'model.traj_shape_branch': SHAPE_BRANCHES},
+  'cca': {'model.cca_score': CCA_SCORES},
 }
 _MODEL_POSITIVE = {
-  'trajcross': ('branch_dim', 'image_shape_pool'),
-  'moco': ('branch_dim', 'embed_dim', 'moco_queue_size', 'traj_raster_size'),
-  'dbrlm': ('branch_dim', 'embed_dim'),
-  'acmr': ('embed_dim', 'image_pool'),
-  'cca': ('cca_components', 'image_pool'),
-  'corr_ae': ('code_dim', 'image_pool'),
-  'corr_cross_ae': ('code_dim', 'image_pool'),
+  'trajcross': ('model.branch_dim', 'model.image_shape_pool'),
+  'moco': (
+    'model.branch_dim',
+    'model.embed_dim',
+    'model.moco_queue_size',
+    'model.traj_raster_size',
+  ),
+  'dbrlm': ('model.branch_dim', 'model.embed_dim'),
+  'acmr': ('model.embed_dim', 'model.image_pool'),
+  'cca': ('model.cca_components', 'model.image_pool'),
+  'corr_ae': ('model.code_dim', 'model.image_pool'),
+  'corr_cross_ae': ('model.code_dim', 'model.image_pool'),
 }
 _NON_NEGATIVE = (
   'train.warmup_steps',
@@ -83,32 +88,13 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
   return value
 
 
-def _validate_model(config: ml_collections.ConfigDict) -> None:
-  """config.model's fields, as config.method reads them."""
-  method = config.method
-  for field, allowed in _MODEL_CHOICES.get(method, {}).items():
-    if config.model[field] not in allowed:
-      raise ValueError(f'config.model.{field}={config.model[field]!r}: must be one of {allowed}')
-  for field in _MODEL_POSITIVE[method]:
-    value = config.model[field]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-      raise ValueError(f'config.model.{field}={value!r}: must be a positive number')
-  image_size = TrajcrossConfig.image_size
-  for field in ('image_shape_pool', 'image_pool'):
-    if field in config.model and image_size % config.model[field]:
-      raise ValueError(
-        f'config.model.{field}={config.model[field]}: must divide the {image_size}-pixel image'
-      )
-
-
 def validate(config: ml_collections.ConfigDict) -> None:
   """Raises ValueError naming the first field with a bad value."""
   if config.method not in METHODS:
     raise ValueError(f'config.method={config.method!r}: must be one of {sorted(METHODS)}')
   if config.data.name not in DATASETS:
     raise ValueError(f'config.data.name={config.data.name!r}: must be one of {DATASETS}')
-  _validate_model(config)
-  for field in _POSITIVE:
+  for field in _POSITIVE + _MODEL_POSITIVE[config.method]:
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
       raise ValueError(f'config.{field}={value!r}: must be a positive number')
@@ -149,7 +135,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
       "config.eval.split='validation' needs config.data.validation_fraction > 0 (the share of "
       'training pedestrians held out)'
     )
-  for field, allowed in _CHOICES.items():
+  for field, allowed in {**_CHOICES, **_MODEL_CHOICES.get(config.method, {})}.items():
     if _get(config, field) not in allowed:
       raise ValueError(f'config.{field}={_get(config, field)!r}: must be one of {allowed}')
   modalities = tuple(config.embed.modalities)
@@ -165,6 +151,12 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(
       f'config.eval.normalisation={config.eval.normalisation!r}: must be one of {NORMALISATIONS}'
     )
+  image_size = TrajcrossConfig.image_size
+  for field in ('image_shape_pool', 'image_pool'):
+    if field in config.model and image_size % config.model[field]:
+      raise ValueError(
+        f'config.model.{field}={config.model[field]}: must divide the {image_size}-pixel image'
+      )
   # Building the method finds a field its config lacks (config.model is checked above, by
   # method); the scene frame comes from the data later, any frame will do for the check.
   get_method(config, UNIT)
