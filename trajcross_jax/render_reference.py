@@ -14,6 +14,7 @@ where learning has to do the work. Both directions are ranked from the one score
 evaluate.py's metrics (ties count against the query).
 """
 
+import functools
 import json
 import time
 from typing import Any
@@ -46,6 +47,12 @@ def fits(trajectories: np.ndarray, boxes: np.ndarray, tolerance: float = FIT_TOL
 
 
 @jax.jit
+def _indexed_distances(trajectories, images, boxes, rows, cols):
+  """pair_distances of trajectory rows[p] against image cols[p], for each p."""
+  return pair_distances(trajectories[rows], images[cols], boxes[cols])
+
+
+@jax.jit
 def pair_distances(trajectories: jax.Array, images: jax.Array, boxes: jax.Array) -> jax.Array:
   """Mean absolute pixel difference, at the best protocol line width, of each trajectory drawn
   in its paired box against its paired image. (P, M, 2), (P, S, S, 1) uint8, (P, 4) -> (P,)."""
@@ -71,16 +78,16 @@ def score_matrix(
   possible = fits(trajectories, boxes)
   rows, cols = np.nonzero(possible)
   scores = np.full(possible.shape, -np.inf, np.float32)
-  trajectories = np.asarray(trajectories, np.float32)
-  boxes = np.asarray(boxes, np.float32)
-  for s in range(0, len(rows), chunk):
-    r, c = rows[s : s + chunk], cols[s : s + chunk]
-    n = len(r)
-    size = min(parallel.next_power_of_two(n), chunk)  # Few compiled shapes.
-    if n < size:  # Padded with the chunk's first pair; its scores are dropped.
-      r, c = (np.concatenate([a, np.repeat(a[:1], size - n)]) for a in (r, c))
-    d = pair_distances(trajectories[r], images[c], boxes[c])
-    scores[r[:n], c[:n]] = -np.asarray(d)[:n]
+  # The split on every local device; the possible pairs, by index, in padded chunks over them.
+  mesh = parallel.make_mesh(jax.local_devices())
+  split = jax.device_put(
+    (np.asarray(trajectories, np.float32), np.asarray(images), np.asarray(boxes, np.float32)),
+    parallel.replicated(mesh),
+  )
+  chunk = -(-chunk // mesh.size) * mesh.size
+  d = parallel.map_batches(functools.partial(_indexed_distances, *split), [rows, cols], chunk, mesh)
+  if d is not None:
+    scores[rows, cols] = -d
   info = {
     'pairs_drawn': int(len(rows)),
     'possible_fraction': float(possible.mean()),
@@ -99,14 +106,7 @@ def reference_metrics(data: dict[str, np.ndarray], near_duplicate_m: float) -> d
   """Both directions' metrics of the re-draw reference on one split (its every pair scored)."""
   scores, info = score_matrix(data['trajectory'], data['image'], data['box'])
   near_dup = evaluate.near_duplicates(data['trajectory'], near_duplicate_m)
-  results = {
-    'method': 'render_reference',
-    'num_test': len(scores),
-    'near_dup_fraction': float(near_dup.mean()),
-    **info,
-  }
-  results.update(evaluate.retrieval_metrics(scores, near_dup))
-  return results
+  return {'method': 'render_reference', **info, **evaluate.score_metrics(scores, near_dup)}
 
 
 def split_results(config: ml_collections.ConfigDict) -> dict[str, Any]:
