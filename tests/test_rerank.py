@@ -14,7 +14,12 @@ from trajcross_jax import evaluate
 from trajcross_jax.data import render
 from trajcross_jax.rerank import model as model_lib
 from trajcross_jax.rerank import train as rerank_train
-from trajcross_jax.rerank.reranker import Reranker, RerankerError, two_stage_ranks
+from trajcross_jax.rerank.reranker import (
+  Reranker,
+  RerankerError,
+  check_trained_on,
+  two_stage_ranks,
+)
 from trajcross_jax.search import gallery, modes, query
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,6 +134,10 @@ def test_a_trained_reranker_reloads_to_the_same_scores(reranked_workdir, tiny_ba
   )
   with pytest.raises(RerankerError, match='trained on the candidates of bi-encoder'):
     Reranker.load(reranked_workdir, 'another')
+  # The same check for a re-ranker already in memory (a service's Gallery.load).
+  check_trained_on(loaded.record, loaded.record['bi_encoder']['params_hash'], 'it')
+  with pytest.raises(RerankerError, match="the re-ranker given for 'x' was trained on the cand"):
+    check_trained_on(loaded.record, 'another', "the re-ranker given for 'x'")
 
 
 def test_training_again_keeps_an_up_to_date_reranker(reranked_workdir, synthetic_data_dir):

@@ -94,12 +94,8 @@ class Reranker:
         'or --mode=rerank on a trained workdir), or set --config.rerank.enabled=False'
       )
     record = json.loads((directory / RECORD_FILE).read_text())
-    trained_on = record['bi_encoder']['params_hash']
-    if bi_encoder_hash is not None and trained_on != bi_encoder_hash:
-      raise RerankerError(
-        f'the re-ranker in {directory} was trained on the candidates of bi-encoder {trained_on}, '
-        f'not {bi_encoder_hash}: train it again (--mode=rerank)'
-      )
+    if bi_encoder_hash is not None:
+      check_trained_on(record, bi_encoder_hash, f'the re-ranker in {directory}')
     rerank = ml_collections.ConfigDict(record['config'])
     model = build_model(rerank)
     target = abstract_params(model, record['window_length'], record['image_size'])
@@ -157,6 +153,17 @@ class Reranker:
 @functools.lru_cache(maxsize=8)
 def _score_fn(model: CrossEncoder, mesh: jax.sharding.Mesh):
   return jax.jit(model.apply, out_shardings=parallel.replicated(mesh))
+
+
+def check_trained_on(record: dict[str, Any], bi_encoder_hash: str, what: str) -> None:
+  """RerankerError unless the re-ranker of `record` (`what`, for the message) was trained on the
+  candidates of the bi-encoder whose parameter hash is `bi_encoder_hash`."""
+  trained_on = record['bi_encoder']['params_hash']
+  if trained_on != bi_encoder_hash:
+    raise RerankerError(
+      f'{what} was trained on the candidates of bi-encoder {trained_on}, not '
+      f'{bi_encoder_hash}: train it again (--mode=rerank)'
+    )
 
 
 def two_stage_ranks(bi_ranks: np.ndarray, candidates: np.ndarray, scores: np.ndarray, own):

@@ -96,10 +96,10 @@ class Gallery:
       retriever = Retriever.load(checkpoint['workdir'], checkpoint['step'])
       if reranker is None:
         reranker = rerank_lib.Reranker.find(checkpoint['workdir'], retriever.params_hash)
-    if (
-      reranker is not None and reranker.record['bi_encoder']['params_hash'] != retriever.params_hash
-    ):
-      raise rerank_lib.RerankerError(f'the re-ranker given for {name!r} is not of its model')
+    if reranker is not None:
+      rerank_lib.check_trained_on(
+        reranker.record, retriever.params_hash, f'the re-ranker given for {name!r}'
+      )
     for index in indexes.values():
       query_lib.Searcher(retriever, index)  # Refuses an index of another checkpoint.
     builder = query_lib.dataset_builder(manifest)
