@@ -38,18 +38,12 @@ _BATCH = flags.DEFINE_integer('batch', 256, 'Images per rasteriser measurement.'
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Rasteriser timings to take; the best is kept.')
 
 
-def seconds(fn: Callable[[], object]) -> float:
-  start = time.perf_counter()
-  fn()
-  return time.perf_counter() - start
-
-
 def build_seconds(name: str) -> dict[str, float]:
   """Seconds to build a registered config from scratch into a temporary directory."""
   with tempfile.TemporaryDirectory() as data_dir:
     data_builder = builder.make_builder(name, data_dir)
     config = tfds.download.DownloadConfig(manual_dir=_UNIV_DIR.value if name == 'univ' else None)
-    elapsed = seconds(lambda: data_builder.download_and_prepare(download_config=config))
+    elapsed = machine.seconds(lambda: data_builder.download_and_prepare(download_config=config))
     examples = data_builder.info.splits.total_num_examples
   return {f'build_{name}_s': elapsed, f'build_{name}_examples': examples}
 
@@ -84,8 +78,10 @@ def rasteriser() -> dict[str, float]:
   jitted = jax.jit(lambda p, w, d: render.render_polylines(p, w, d, xp=jnp))
   args = [jnp.asarray(a) for a in (sample.xy, image_windows, widths)]
   jitted(*args).block_until_ready()  # Compile outside the timing.
-  numpy_s = min(seconds(numpy_path) for _ in range(_REPEATS.value))
-  jax_s = min(seconds(lambda: jitted(*args).block_until_ready()) for _ in range(_REPEATS.value))
+  numpy_s = min(machine.seconds(numpy_path) for _ in range(_REPEATS.value))
+  jax_s = min(
+    machine.seconds(lambda: jitted(*args).block_until_ready()) for _ in range(_REPEATS.value)
+  )
   return {
     'render_batch': len(sample),
     'render_numpy_chunk': chunk,
@@ -107,7 +103,7 @@ def input_pipeline() -> dict[str, float]:
       steps = 2 * len(source) // _BATCH.value  # Two epochs: the epoch boundary is included.
       batches = pipeline.train_batches(source, _BATCH.value, 0, 0, steps)
       next(batches)  # Thread start-up outside the timing.
-      elapsed = seconds(lambda batches=batches: [None for _ in batches])
+      elapsed = machine.seconds(lambda batches=batches: [None for _ in batches])
       name = 'in_memory' if in_memory else 'streamed'
       results[f'pipeline_{name}_examples_per_s'] = (steps - 1) * _BATCH.value / elapsed
   return results

@@ -1,7 +1,9 @@
-"""What a benchmark ran on, recorded beside every figure it writes."""
+"""What a benchmark ran on, recorded beside every figure it writes, and how it times."""
 
 import os
 import platform
+import time
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -19,3 +21,10 @@ def describe() -> dict[str, object]:
     'jax_backend': jax.default_backend(),
     'devices': [d.device_kind for d in jax.devices()],
   }
+
+
+def seconds(fn: Callable[[], object]) -> float:
+  """Wall seconds of one call of fn (block on JAX results inside fn)."""
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start

@@ -37,12 +37,9 @@ def best_ms(fn: Callable, *args) -> float:
   """The fastest of --repeats calls of jitted fn, after one compiling call, in milliseconds."""
   fn = jax.jit(fn)
   jax.block_until_ready(fn(*args))
-  best = float('inf')
-  for _ in range(_REPEATS.value):
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    best = min(best, time.perf_counter() - start)
-  return 1e3 * best
+  return 1e3 * min(
+    machine.seconds(lambda: jax.block_until_ready(fn(*args))) for _ in range(_REPEATS.value)
+  )
 
 
 def forward_backward(module, x: jax.Array, input_grad: bool) -> tuple[Callable, tuple]:

@@ -80,14 +80,8 @@ def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
   a = jnp.ones((n, n), jnp.float32)
   f = jax.jit(lambda x: x @ x)
   f(a).block_until_ready()
-  best = min(_seconds(lambda: f(a).block_until_ready()) for _ in range(repeats))
+  best = min(machine.seconds(lambda: f(a).block_until_ready()) for _ in range(repeats))
   return 2 * n**3 / best
-
-
-def _seconds(fn) -> float:
-  start = time.perf_counter()
-  fn()
-  return time.perf_counter() - start
 
 
 class JaxStep:
@@ -118,7 +112,7 @@ class JaxStep:
         self.state, metrics = self.step(self.state, self.batch, self.rng)
       jax.block_until_ready(metrics)
 
-    return _seconds(go)
+    return machine.seconds(go)
 
   def embed(self, batch, micro_batch: int | None = None) -> float:
     """Seconds to embed both towers of `batch` (micro_batch: the Retriever's, None: default)."""
@@ -129,7 +123,7 @@ class JaxStep:
     retriever = self.retriever
     if micro_batch is not None:
       retriever = dataclasses.replace(retriever, micro_batch=micro_batch)
-    return _seconds(
+    return machine.seconds(
       lambda: (
         retriever.embed_trajectories(batch['trajectory']),
         retriever.embed_images(batch['image'], batch['box']),
@@ -152,7 +146,9 @@ class TorchStep:
     self.parameters = sum(p.numel() for p in self.trainer.model.parameters())
 
   def run(self, steps: int) -> float:
-    return _seconds(lambda: [self.trainer.step(self.tensors['trajectory']) for _ in range(steps)])
+    return machine.seconds(
+      lambda: [self.trainer.step(self.tensors['trajectory']) for _ in range(steps)]
+    )
 
   def embed(self, tensors, batch: int) -> float:
     """Seconds to embed both towers of `tensors` in calls of `batch` pairs."""
@@ -163,7 +159,7 @@ class TorchStep:
           *(tensors[k][start : start + batch] for k in ('trajectory', 'image', 'box'))
         )
 
-    return _seconds(go)
+    return machine.seconds(go)
 
 
 def measure(size: str) -> dict:
