@@ -39,6 +39,16 @@ _REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results
 _CURVE = flags.DEFINE_bool(
   'curve', True, 'Also IVF-Flat and IVF-PQ points (k-means training: minutes per index at 1M).'
 )
+_SOURCE = flags.DEFINE_enum(
+  'gallery_source',
+  'synthetic',
+  ['synthetic', 'walks'],
+  "synthetic: the tfds synthetic config's test split, embedded into shards; walks: random-walk "
+  'pairs drawn on the device (benchmarks/walks.py), for a short GPU lease.',
+)
+_CHUNK = flags.DEFINE_integer('chunk', 65536, 'Pairs drawn and embedded per call (walks).')
+_APPROXIMATE = flags.DEFINE_bool('approximate', True, 'Also the approximate FAISS indexes.')
+_RESULTS = flags.DEFINE_string('results_dir', str(RESULTS), 'Where the results files go.')
 _BATCH = 1000
 _RECALL_QUERIES = 1000
 
@@ -47,46 +57,12 @@ def measure_size(n: int) -> dict:
   """Everything for one gallery size, in this process."""
   import faiss
 
-  from configs import default
-  from trajcross_jax.data import builder as builder_lib
-  from trajcross_jax.retriever import Retriever
-  from trajcross_jax.search import gallery
   from trajcross_jax.search import index as index_lib
 
-  runs = pathlib.Path(_RUNS_DIR.value)
-  data_dir = runs / 'tfds'
-  # About 27 windows of 20 points per simulated walker: enough walkers for N test windows.
-  num_tracks = max(500, math.ceil(n / 20))
-  build = builder_lib.make_builder(
-    'synthetic', data_dir, train_size=1, test_size=n, num_tracks=num_tracks
-  )
-  start = time.perf_counter()
-  build.download_and_prepare()
-  dataset_s = time.perf_counter() - start
-
-  config = default.get_config()
-  retriever = Retriever.load(_WORKDIR.value, config=config, batch_size=1024)
-  source_all = build.as_data_source('test')
-  embed_rate = embedding_rates(retriever, source_all)
-
-  from trajcross_jax.search import modes
-
-  out = runs / f'gallery-{n}'
-  source = modes.pipeline.load_split(build, 'test', False, modes.GALLERY_FEATURES)
-  manifest = gallery.make_manifest(
-    retriever,
-    build.info.full_name,
-    str(build.data_dir),
-    'test',
-    n,
-    100_000,
-    'float32',
-    ('trajectory', 'image'),
-  )
-  start = time.perf_counter()
-  gallery.embed(retriever, source, out, manifest)
-  embed_s = time.perf_counter() - start
-
+  if _SOURCE.value == 'walks':
+    embeddings, build = walk_gallery(n)
+  else:
+    embeddings, build = synthetic_gallery(n)
   rows = []
   rng = np.random.default_rng(0)
   picks = np.sort(rng.choice(n, _RECALL_QUERIES, replace=False))
@@ -94,16 +70,19 @@ def measure_size(n: int) -> dict:
     ('traj2img', 'image', 'trajectory'),
     ('img2traj', 'trajectory', 'image'),
   ):
-    x, _ = gallery.load_embeddings(out, indexed)
-    queries = np.ascontiguousarray(gallery.load_embeddings(out, asking)[0][picks])
+    x = embeddings[indexed]
+    queries = np.ascontiguousarray(embeddings[asking][picks])
     exact = index_lib.ExactIndex.from_array(x)
     truth = exact.search(queries, 10)[1]
+    builders = {
+      'exact': lambda x=x: index_lib.ExactIndex.from_array(x),
+      'exact_float16': lambda x=x: index_lib.ExactIndex.from_array(x.astype(np.float16)),
+      'faiss_flat': lambda x=x: _faiss_flat(faiss, x),
+    }
+    if TorchFlat.available():
+      builders['torch_flat'] = lambda x=x: TorchFlat(x)
     engines = {}
-    for name, build_fn in (
-      ('exact', lambda x=x: index_lib.ExactIndex.from_array(x)),
-      ('exact_float16', lambda x=x: index_lib.ExactIndex.from_array(x.astype(np.float16))),
-      ('faiss_flat', lambda x=x: _faiss_flat(faiss, x)),
-    ):
+    for name, build_fn in builders.items():
       start = time.perf_counter()
       engine = build_fn()
       engines[name] = (engine, time.perf_counter() - start, None)
@@ -114,7 +93,7 @@ def measure_size(n: int) -> dict:
     factories = dict.fromkeys(
       [chosen, f'IVF{nlist},Flat', f'IVF{nlist},PQ32'] if _CURVE.value else [chosen]
     )
-    for factory in factories:
+    for factory in factories if _APPROXIMATE.value else ():
       index, info = index_lib.build_faiss(x, queries, factory, target_recall=0.95)
       engines[f'faiss:{factory}'] = (index, info['build_s'], info)
     for name, (engine, build_s, info) in engines.items():
@@ -132,13 +111,132 @@ def measure_size(n: int) -> dict:
       )
       logging.info('%s', row)
       rows.append(row)
-  return {
-    'gallery_size': n,
+  return {'gallery_size': n, **build, 'rows': rows}
+
+
+def synthetic_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
+  """The synthetic dataset's test split of n pairs, embedded into shards (the user's path)."""
+  from configs import default
+  from trajcross_jax.data import builder as builder_lib
+  from trajcross_jax.retriever import Retriever
+  from trajcross_jax.search import gallery, modes
+
+  runs = pathlib.Path(_RUNS_DIR.value)
+  data_dir = runs / 'tfds'
+  # About 27 windows of 20 points per simulated walker: enough walkers for N test windows.
+  num_tracks = max(500, math.ceil(n / 20))
+  build = builder_lib.make_builder(
+    'synthetic', data_dir, train_size=1, test_size=n, num_tracks=num_tracks
+  )
+  start = time.perf_counter()
+  build.download_and_prepare()
+  dataset_s = time.perf_counter() - start
+
+  config = default.get_config()
+  retriever = Retriever.load(_WORKDIR.value, config=config, batch_size=1024)
+  source_all = build.as_data_source('test')
+  embed_rate = embedding_rates(retriever, source_all)
+
+  out = runs / f'gallery-{n}'
+  source = modes.pipeline.load_split(build, 'test', False, modes.GALLERY_FEATURES)
+  manifest = gallery.make_manifest(
+    retriever,
+    build.info.full_name,
+    str(build.data_dir),
+    'test',
+    n,
+    100_000,
+    'float32',
+    ('trajectory', 'image'),
+  )
+  start = time.perf_counter()
+  gallery.embed(retriever, source, out, manifest)
+  embed_s = time.perf_counter() - start
+  embeddings = {m: gallery.load_embeddings(out, m)[0] for m in ('trajectory', 'image')}
+  return embeddings, {
     'dataset_build_s': dataset_s,
     'embed_s': embed_s,
     'embed_items_per_s': embed_rate,
-    'rows': rows,
   }
+
+
+def walk_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
+  """n random-walk pairs (benchmarks/walks.py) drawn on the device and embedded in chunks.
+
+  No dataset and no shards: for a machine where building the synthetic dataset at n would take
+  longer than the measurement (a GPU lease). Embedding rates exclude the first chunk (compiling).
+  """
+  from benchmarks import walks
+  from configs import default
+  from trajcross_jax.retriever import IMAGE_SIZE, Retriever
+
+  chunk = _CHUNK.value
+  if n % chunk:
+    raise app.UsageError(f'--sizes must be multiples of --chunk ({chunk}) with walks')
+  retriever = Retriever.load(_WORKDIR.value, config=default.get_config(), batch_size=chunk)
+  parts = {'trajectory': [], 'image': []}
+  seconds = {'draw': 0.0, 'trajectory': 0.0, 'image': 0.0}
+  timed = {'trajectory': 0.0, 'image': 0.0}
+  for i in range(n // chunk):
+    t0 = time.perf_counter()
+    batch = walks.random_batch(chunk, IMAGE_SIZE, seed=i)
+    seconds['draw'] += time.perf_counter() - t0
+    for name, args in (
+      ('trajectory', (batch['trajectory'],)),
+      ('image', (batch['image'], batch['box'])),
+    ):
+      embed = retriever.embed_trajectories if name == 'trajectory' else retriever.embed_images
+      t0 = time.perf_counter()
+      parts[name].append(np.asarray(embed(*args), np.float32))
+      spent = time.perf_counter() - t0
+      seconds[name] += spent
+      timed[name] += spent if i else 0.0
+  items = n - chunk
+  rates = {m: items / timed[m] if items else float('nan') for m in timed}
+  return {m: np.concatenate(p) for m, p in parts.items()}, {
+    'gallery_source': 'walks',
+    'dataset_build_s': seconds['draw'],
+    'embed_s': seconds['trajectory'] + seconds['image'],
+    'embed_items_per_s': rates,
+  }
+
+
+class TorchFlat:
+  """Exact search in PyTorch on a GPU (the peer of ExactIndex there): blocked matmul + top-k."""
+
+  BLOCK = 1 << 20
+
+  def __init__(self, x: np.ndarray):
+    import torch
+
+    self.torch = torch
+    self.gallery = torch.from_numpy(np.ascontiguousarray(x, np.float32)).cuda()
+    torch.cuda.synchronize()
+
+  @staticmethod
+  def available() -> bool:
+    try:
+      import torch
+    except ImportError:
+      return False
+    return torch.cuda.is_available()
+
+  @property
+  def bytes(self) -> int:
+    return self.gallery.numel() * self.gallery.element_size()
+
+  def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    torch = self.torch
+    q = torch.from_numpy(np.ascontiguousarray(queries, np.float32)).cuda()
+    best_s, best_i = None, None
+    for start in range(0, len(self.gallery), self.BLOCK):
+      s, i = torch.topk(q @ self.gallery[start : start + self.BLOCK].T, k, dim=1)
+      i = i + start
+      if best_s is not None:
+        s, j = torch.topk(torch.cat([best_s, s], 1), k, dim=1)
+        i = torch.gather(torch.cat([best_i, i], 1), 1, j)
+      best_s, best_i = s, i
+    return best_s.cpu().numpy(), best_i.cpu().numpy()
 
 
 def embedding_rates(retriever, source, count: int = 8192) -> dict[str, float]:
@@ -166,6 +264,8 @@ def _faiss_flat(faiss, x):
 
 
 def _bytes(faiss, engine) -> int:
+  if isinstance(engine, TorchFlat):
+    return engine.bytes
   if hasattr(engine, 'gallery'):
     return int(engine.gallery.size * engine.gallery.dtype.itemsize)
   return int(len(faiss.serialize_index(engine)))
@@ -203,6 +303,13 @@ def measure_engine(engine, queries: np.ndarray, truth: np.ndarray) -> dict:
   }
 
 
+def _where(machine: dict) -> str:
+  """'2 CPU cores', or the accelerator's name."""
+  if machine['jax_backend'] == 'cpu':
+    return f'{machine["cpu_count"]} CPU cores'
+  return ', '.join(sorted(set(machine['devices'])))
+
+
 def plot(record: dict, path: pathlib.Path) -> None:
   import matplotlib
 
@@ -220,7 +327,7 @@ def plot(record: dict, path: pathlib.Path) -> None:
         ax.scatter(r['queries_per_s'], r['recall_at_10'], marker=marker)
         ax.annotate(f'{r["index"]} ({size:,})', (r['queries_per_s'], r['recall_at_10']), fontsize=6)
     ax.set_xscale('log')
-    ax.set_xlabel('queries / s at batch 1,000 (2 CPU cores)')
+    ax.set_xlabel(f'queries / s at batch 1,000 ({_where(record["machine"])})')
     ax.set_ylabel('recall@10 against exact search')
     ax.set_title(direction)
     ax.grid(alpha=0.3)
@@ -251,21 +358,23 @@ def main(argv):
     cmd = [sys.executable, '-m', 'benchmarks.search_speed', f'--one_size={n}']
     cmd += [f'--workdir={_WORKDIR.value}', f'--runs_dir={_RUNS_DIR.value}']
     cmd += [f'--max_memory_mb={_MAX_MEMORY_MB.value}', f'--single_queries={_SINGLE.value}']
-    cmd += [f'--curve={_CURVE.value}']
+    cmd += [f'--curve={_CURVE.value}', f'--approximate={_APPROXIMATE.value}']
+    cmd += [f'--gallery_source={_SOURCE.value}', f'--chunk={_CHUNK.value}']
     subprocess.run(cmd, cwd=REPO, check=True)
     results.append(json.loads((pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json').read_text()))
   record = {
-    'command': f'python -m benchmarks.search_speed --sizes {",".join(_SIZES.value)}',
+    'command': ' '.join(['python -m benchmarks.search_speed', *sys.argv[1:]]),
     'model': f'{_WORKDIR.value} (configs/default.py)',
     'machine': machine.describe(),
     'embed_items_per_s': {r['gallery_size']: r['embed_items_per_s'] for r in results},
     'builds': [{k: v for k, v in r.items() if k != 'rows'} for r in results],
     'rows': [row for r in results for row in r['rows']],
   }
-  RESULTS.mkdir(parents=True, exist_ok=True)
-  (RESULTS / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
-  (RESULTS / 'search_speed.md').write_text(table(record))
-  plot(record, RESULTS / 'search_speed.png')
+  results = pathlib.Path(_RESULTS.value)
+  results.mkdir(parents=True, exist_ok=True)
+  (results / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
+  (results / 'search_speed.md').write_text(table(record))
+  plot(record, results / 'search_speed.png')
 
 
 def table(record: dict) -> str:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from absl import app, flags
 
-from benchmarks import machine
+from benchmarks import machine, walks
 from benchmarks import train_speed as speed
 from trajcross_jax.data import augment
 from trajcross_jax.models import inputs
@@ -58,9 +58,9 @@ def measure(size: str) -> dict[str, float]:
   """Milliseconds per part of the step at one size of configs/default.py."""
   config = speed.sized_config(size)
   m = config.model
-  batch = speed.random_batch(flags.FLAGS.batch, 64)
+  batch = walks.random_batch(flags.FLAGS.batch, 64)
   points = jnp.asarray(batch['trajectory'])
-  center, scale = speed.FRAME.center, speed.FRAME.scale
+  center, scale = walks.FRAME.center, walks.FRAME.scale
 
   def trajectory_raster(p):
     raster, box = inputs.trajectory_raster(

@@ -1,6 +1,9 @@
 """Training and embedding throughput of the JAX step against its PyTorch peer, side by side.
 
   python -m benchmarks.train_speed [--batch=128] [--steps=10] [--rounds=3]
+  # On a GPU (benchmarks/device_run.sh): both frameworks at each matmul precision.
+  python -m benchmarks.train_speed --batch=1024 --embed_batch=16384 \
+    --precisions=tensorfloat32,bfloat16 --matmul_rates=float32,tensorfloat32,bfloat16
 
 For two model sizes of configs/default.py (`reference`: the issue's reference sizes, 64-pixel
 trajectory raster, unpooled image shape input, WCNN heights 3, 5, 7; `default`: the config as
@@ -15,8 +18,16 @@ step's FLOPs per pair (XLA's cost
 analysis), the fraction of this machine's float32 matmul rate (measured in the same run), and
 both implementations' parameter counts (the same architecture has the same count). Writes
 benchmarks/results/train_speed.json. Needs torch (`pip install -e '.[bench]'`).
+
+Precisions (--precisions; `default` leaves both frameworks as they are, which on CPU is float32):
+`float32` (JAX 'highest', PyTorch with TF32 off), `tensorfloat32` (JAX 'tensorfloat32', PyTorch
+with TF32 on for matmuls and cuDNN convolutions) and `bfloat16` (JAX 'bfloat16' matmul precision,
+PyTorch under bfloat16 autocast): each pair of rows is the same work at the same precision. The
+peer runs on the GPU when PyTorch sees one; its variant is chosen at the first precision and
+kept for the others (torch.compile compiles again per precision).
 """
 
+import contextlib
 import dataclasses
 import json
 import pathlib
@@ -30,28 +41,39 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks import machine
+from benchmarks.walks import FRAME, random_batch
 from configs import default
 from trajcross_jax import parallel, train
-from trajcross_jax.data import augment
-from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
 from trajcross_jax.retriever import Retriever
 
-# A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
-FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SIZES = {
   'reference': {'traj_raster_size': 64, 'image_shape_pool': 1, 'wcnn_heights': (3, 5, 7)},
   'default': {},
 }
+# --precisions: JAX's default_matmul_precision for each (None: left alone).
+PRECISIONS = {
+  'default': None,
+  'float32': 'highest',
+  'tensorfloat32': 'tensorfloat32',
+  'bfloat16': 'bfloat16',
+}
 TORCH_VARIANTS = ('eager', 'channels_last', 'compile')
-# Call sizes tried for the peer's embedding (its best is compared).
-TORCH_EMBED_BATCHES = (32, 64, 128, 256, 512)
+# Call sizes tried for the peer's embedding (its best is compared), up to --embed_batch.
+TORCH_EMBED_BATCHES = (32, 64, 128, 256, 512, 2048, 8192)
 
 _BATCH = flags.DEFINE_integer('batch', 128, 'Global batch.')
 _STEPS = flags.DEFINE_integer('steps', 10, 'Timed steps per measurement.')
 _ROUNDS = flags.DEFINE_integer('rounds', 3, 'Alternating JAX / PyTorch measurements.')
 _EMBED_BATCH = flags.DEFINE_integer('embed_batch', 512, 'Pairs per embedding call.')
+_SIZES = flags.DEFINE_list('sizes', list(SIZES), 'Model sizes to measure.')
+_PRECISIONS = flags.DEFINE_list('precisions', ['default'], f'Of {list(PRECISIONS)}.')
+_VARIANTS = flags.DEFINE_list('torch_variants', list(TORCH_VARIANTS), 'Peer variants tried.')
+_MATMUL_RATES = flags.DEFINE_list(
+  'matmul_rates', ['default'], 'Precisions whose square-matmul FLOP/s is measured.'
+)
+_MATMUL_SIZE = flags.DEFINE_integer('matmul_size', 2048, 'Side of the timed square matmul.')
 _OUTPUT = flags.DEFINE_string(
   'output', str(REPO / 'benchmarks' / 'results' / 'train_speed.json'), 'Results file.'
 )
@@ -64,40 +86,58 @@ def sized_config(size: str) -> ml_collections.ConfigDict:
   return config
 
 
-def random_batch(size: int, image_size: int, seed: int = 0) -> dict[str, np.ndarray]:
-  """Pedestrian-like random walks in the univ plaza, with protocol-rendered images."""
-  rng = np.random.default_rng(seed)
-  steps = rng.normal(0.0, 0.15, (size, 20, 2)) + rng.normal(0.0, 0.4, (size, 1, 2))
-  traj = (np.cumsum(steps, axis=1) + rng.uniform(2, 12, (size, 1, 2))).astype(np.float32)
-  image, box = jax.jit(augment.redraw_images, static_argnums=2)(
-    jax.random.key(seed), traj, image_size
-  )
-  return {'trajectory': traj, 'image': np.asarray(image), 'box': np.asarray(box)}
+def matmul_rate(n: int, precision: str, repeats: int = 5) -> float:
+  """FLOP/s of an n x n matmul on the default device at `precision`, best of `repeats`.
 
-
-def matmul_rate(n: int = 2048, repeats: int = 5) -> float:
-  """float32 FLOP/s of an n x n matmul on the default device, best of `repeats`."""
-  a = jnp.ones((n, n), jnp.float32)
-  f = jax.jit(lambda x: x @ x)
-  f(a).block_until_ready()
-  best = min(machine.seconds(lambda: f(a).block_until_ready()) for _ in range(repeats))
+  bfloat16 multiplies bfloat16 matrices; the others float32 ones at that matmul precision.
+  """
+  dtype = jnp.bfloat16 if precision == 'bfloat16' else jnp.float32
+  a = jax.random.normal(jax.random.key(0), (n, n), dtype)  # Not zeros: they run faster.
+  with jax_precision(precision):
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = min(machine.seconds(lambda: f(a).block_until_ready()) for _ in range(repeats))
   return 2 * n**3 / best
 
 
-class JaxStep:
-  """The real train step of `config` (train.make_parallel_step), compiled once."""
+def jax_precision(precision: str) -> contextlib.AbstractContextManager:
+  """The scope in which JAX compiles and runs at `precision` (PRECISIONS)."""
+  value = PRECISIONS[precision]
+  return contextlib.nullcontext() if value is None else jax.default_matmul_precision(value)
 
-  def __init__(self, config, batch):
+
+def torch_device() -> str:
+  import torch
+
+  return 'cuda' if torch.cuda.is_available() else 'cpu'
+
+
+def torch_precision(precision: str):
+  """Sets PyTorch's TF32 switches for `precision`; returns the autocast dtype (or None)."""
+  import torch
+
+  if precision in ('float32', 'tensorfloat32'):
+    torch.backends.cuda.matmul.allow_tf32 = precision == 'tensorfloat32'
+    torch.backends.cudnn.allow_tf32 = precision == 'tensorfloat32'
+  return torch.bfloat16 if precision == 'bfloat16' else None
+
+
+class JaxStep:
+  """The real train step of `config` (train.make_parallel_step), compiled once at `precision`."""
+
+  def __init__(self, config, batch, precision: str = 'default'):
+    self.precision = precision
     mesh = parallel.make_mesh()
     method = get_method(config, FRAME)
     tx = method.optimizer(1000)
-    self.state = train.init_state(method, tx, config, mesh, batch)
-    self.step = train.make_parallel_step(
-      method, tx, config.train.redraw_images, 1000, mesh, self.state
-    )
-    self.rng = jax.device_put(jax.random.key(0), parallel.replicated(mesh))
-    self.batch = parallel.global_batch(batch, mesh)
-    compiled = self.step.lower(self.state, self.batch, self.rng).compile()
+    with jax_precision(precision):
+      self.state = train.init_state(method, tx, config, mesh, batch)
+      self.step = train.make_parallel_step(
+        method, tx, config.train.redraw_images, 1000, mesh, self.state
+      )
+      self.rng = jax.device_put(jax.random.key(0), parallel.replicated(mesh))
+      self.batch = parallel.global_batch(batch, mesh)
+      compiled = self.step.lower(self.state, self.batch, self.rng).compile()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     self.flops = float(cost.get('flops', float('nan')))
@@ -108,8 +148,9 @@ class JaxStep:
 
   def run(self, steps: int) -> float:
     def go():
-      for _ in range(steps):
-        self.state, metrics = self.step(self.state, self.batch, self.rng)
+      with jax_precision(self.precision):
+        for _ in range(steps):
+          self.state, metrics = self.step(self.state, self.batch, self.rng)
       jax.block_until_ready(metrics)
 
     return machine.seconds(go)
@@ -123,30 +164,45 @@ class JaxStep:
     retriever = self.retriever
     if micro_batch is not None:
       retriever = dataclasses.replace(retriever, micro_batch=micro_batch)
-    return machine.seconds(
-      lambda: (
-        retriever.embed_trajectories(batch['trajectory']),
-        retriever.embed_images(batch['image'], batch['box']),
-      )
-    )
+
+    def go():
+      with jax_precision(self.precision):
+        retriever.embed_trajectories(batch['trajectory'])
+        retriever.embed_images(batch['image'], batch['box'])
+
+    return machine.seconds(go)
 
 
 class TorchStep:
-  """The PyTorch peer's step of `config` in one variant."""
+  """The PyTorch peer's step of `config` in one variant, at `precision`, on torch_device()."""
 
-  def __init__(self, config, batch, variant: str):
+  def __init__(self, config, batch, variant: str, precision: str = 'default'):
     import torch
 
     from benchmarks.peers import torch_trajcross as peer
 
-    self.torch = torch
-    self.trainer = peer.Trainer(config, FRAME.center, FRAME.scale, variant=variant)
-    self.tensors = peer.as_tensors(batch)
+    self.torch, self.device = torch, torch_device()
+    self.precision = precision
+    autocast = torch_precision(precision)
+    self.trainer = peer.Trainer(
+      config, FRAME.center, FRAME.scale, variant=variant, device=self.device, autocast=autocast
+    )
+    self.tensors = peer.as_tensors(batch, self.device)
     self.run(2)  # Warm (torch.compile compiles here).
     self.parameters = sum(p.numel() for p in self.trainer.model.parameters())
 
+  def _timed(self, fn) -> float:
+    torch_precision(self.precision)
+
+    def go():
+      fn()
+      if self.device == 'cuda':
+        self.torch.cuda.synchronize()
+
+    return machine.seconds(go)
+
   def run(self, steps: int) -> float:
-    return machine.seconds(
+    return self._timed(
       lambda: [self.trainer.step(self.tensors['trajectory']) for _ in range(steps)]
     )
 
@@ -159,25 +215,28 @@ class TorchStep:
           *(tensors[k][start : start + batch] for k in ('trajectory', 'image', 'box'))
         )
 
-    return machine.seconds(go)
+    return self._timed(go)
 
 
-def measure(size: str) -> dict:
-  """Both implementations at one size: train and embedding rates, alternating."""
+def measure(size: str, precision: str, variant: str | None = None) -> dict:
+  """Both implementations at one size and precision: train and embedding rates, alternating.
+
+  variant: the peer's variant; None tries --torch_variants and keeps the fastest.
+  """
   config = sized_config(size)
   batch = random_batch(_BATCH.value, 64)
   n = _STEPS.value * _BATCH.value
-  jax_step = JaxStep(config, batch)
+  jax_step = JaxStep(config, batch, precision)
   variants = {}
-  for variant in TORCH_VARIANTS:
+  for v in [variant] if variant else _VARIANTS.value:
     try:
-      step = TorchStep(config, batch, variant)
+      step = TorchStep(config, batch, v, precision)
     except Exception as e:  # noqa: BLE001  A variant this machine cannot build is recorded.
-      variants[variant] = {'error': f'{type(e).__name__}: {str(e).splitlines()[0][:200]}'}
-      logging.warning('%s: torch %s failed: %s', size, variant, variants[variant]['error'])
+      variants[v] = {'error': f'{type(e).__name__}: {str(e).splitlines()[0][:200]}'}
+      logging.warning('%s: torch %s failed: %s', size, v, variants[v]['error'])
       continue
-    variants[variant] = {'pairs_per_s': n / step.run(_STEPS.value), 'step': step}
-    logging.info('%s: torch %s %.0f pairs/s', size, variant, variants[variant]['pairs_per_s'])
+    variants[v] = {'pairs_per_s': n / step.run(_STEPS.value), 'step': step}
+    logging.info('%s %s: torch %s %.0f pairs/s', size, precision, v, variants[v]['pairs_per_s'])
   ok = {k: v for k, v in variants.items() if 'step' in v}
   best = max(ok, key=lambda k: ok[k]['pairs_per_s'])
   torch_step = ok[best]['step']
@@ -186,15 +245,20 @@ def measure(size: str) -> dict:
     jax_rates.append(n / jax_step.run(_STEPS.value))
     torch_rates.append(n / torch_step.run(_STEPS.value))
     logging.info(
-      '%s round %d: jax %.0f, torch %.0f pairs/s', size, r, jax_rates[-1], torch_rates[-1]
+      '%s %s round %d: jax %.0f, torch %.0f pairs/s',
+      size,
+      precision,
+      r,
+      jax_rates[-1],
+      torch_rates[-1],
     )
   embed_batch = random_batch(_EMBED_BATCH.value, 64, seed=1)
   from benchmarks.peers import torch_trajcross as peer
 
   n_embed = _EMBED_BATCH.value
-  tensors = peer.as_tensors(embed_batch)
+  tensors = peer.as_tensors(embed_batch, torch_step.device)
   torch_calls = {}
-  for b in TORCH_EMBED_BATCHES:
+  for b in [b for b in TORCH_EMBED_BATCHES if b <= n_embed] or [n_embed]:
     torch_step.embed(tensors, b)  # Warm.
     torch_calls[b] = n_embed / torch_step.embed(tensors, b)
   torch_call = max(torch_calls, key=torch_calls.get)
@@ -208,11 +272,13 @@ def measure(size: str) -> dict:
   jax_pairs, torch_pairs = statistics.median(jax_rates), statistics.median(torch_rates)
   return {
     'model': {k: list(v) if isinstance(v, tuple) else v for k, v in SIZES[size].items()},
+    'precision': precision,
     'jax_pairs_per_s': jax_pairs,
     'torch_pairs_per_s': torch_pairs,
     'ratio': jax_pairs / torch_pairs,
     'jax_rounds': jax_rates,
     'torch_rounds': torch_rates,
+    'torch_device': torch_step.device,
     'torch_variant': best,
     'torch_variants': {
       k: {kk: vv for kk, vv in v.items() if kk != 'step'} for k, v in variants.items()
@@ -233,31 +299,50 @@ def measure(size: str) -> dict:
   }
 
 
+def with_fractions(result: dict, rates: dict[str, float]) -> dict:
+  """result plus its share of each measured matmul rate (the first one also on its own)."""
+  achieved = result['flops_per_pair'] * result['jax_pairs_per_s']
+  fractions = {name: achieved / rate for name, rate in rates.items()}
+  return {
+    **result,
+    'fraction_of_matmul_rate': next(iter(fractions.values())),
+    'fraction_of_matmul_rates': fractions,
+  }
+
+
 def main(argv):
   del argv
   import torch
 
-  sizes = {size: measure(size) for size in SIZES}
-  rate = matmul_rate()
-  for s in sizes.values():
-    s['fraction_of_matmul_rate'] = s['flops_per_pair'] * s['jax_pairs_per_s'] / rate
+  rates = {p: matmul_rate(_MATMUL_SIZE.value, p) for p in _MATMUL_RATES.value}
   record = {
     'command': 'python -m benchmarks.train_speed',
     'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     'machine': machine.describe(),
     'torch': torch.__version__,
     'torch_threads': torch.get_num_threads(),
+    'torch_device': torch_device(),
     'batch': _BATCH.value,
     'steps': _STEPS.value,
     'rounds': _ROUNDS.value,
     'devices': jax.device_count(),
-    'matmul_flops_per_s': rate,
-    'sizes': sizes,
+    'matmul_flops_per_s': next(iter(rates.values())),
+    'matmul_flops_per_s_by_precision': rates,
+    'precisions': {},
   }
   out = pathlib.Path(_OUTPUT.value)
   out.parent.mkdir(parents=True, exist_ok=True)
-  out.write_text(json.dumps(record, indent=2) + '\n')
-  print(json.dumps({k: v for k, v in record.items() if k != 'machine'}, indent=2))
+  for size in _SIZES.value:
+    variant = None
+    for precision in _PRECISIONS.value:
+      result = with_fractions(measure(size, precision, variant), rates)
+      variant = result['torch_variant']
+      record['precisions'].setdefault(precision, {})[size] = result
+      # The first precision's rows also under `sizes` (the layout of a one-precision run).
+      record['sizes'] = record['precisions'][_PRECISIONS.value[0]]
+      # Written after each measurement, so that a run stopped at a time limit keeps its rows.
+      out.write_text(json.dumps(record, indent=2) + '\n')
+  print(json.dumps({k: v for k, v in record.items() if k not in ('machine', 'sizes')}, indent=2))
   print(f'wrote {out}')
 
 

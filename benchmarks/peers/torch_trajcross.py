@@ -42,7 +42,7 @@ def render_polylines(points, windows, widths, size: int) -> torch.Tensor:
   x0, y0, s = windows[:, 0, None], windows[:, 1, None], windows[:, 2, None]
   u = (points[..., 0] - x0) * (size / s)
   v = (y0 + s - points[..., 1]) * (size / s)
-  centres = torch.arange(size, dtype=points.dtype) + 0.5
+  centres = torch.arange(size, dtype=points.dtype, device=points.device) + 0.5
   cols, rows = centres[None, None, :], centres[None, :, None]
   nearest = None
   for k in range(points.shape[1] - 1):
@@ -68,11 +68,14 @@ def redraw_images(points, size: int, generator: torch.Generator):
   lo, hi = points.amin(dim=1), points.amax(dim=1)
   extent = (hi - lo).amax(dim=-1)
   b = points.shape[0]
-  u = torch.rand(b, generator=generator) * (SCALE_RANGE[1] - SCALE_RANGE[0]) + SCALE_RANGE[0]
+  dev = points.device
+  u = torch.rand(b, generator=generator, device=dev) * (SCALE_RANGE[1] - SCALE_RANGE[0])
+  u = u + SCALE_RANGE[0]
   s = torch.clamp(extent * u, min=MIN_SIDE)
-  x0 = hi[:, 0] - s + torch.rand(b, generator=generator) * (lo[:, 0] - hi[:, 0] + s)
-  y0 = hi[:, 1] - s + torch.rand(b, generator=generator) * (lo[:, 1] - hi[:, 1] + s)
-  widths = torch.randint(WIDTHS[0], WIDTHS[-1] + 1, (b,), generator=generator).float()
+  x0 = hi[:, 0] - s + torch.rand(b, generator=generator, device=dev) * (lo[:, 0] - hi[:, 0] + s)
+  y0 = hi[:, 1] - s + torch.rand(b, generator=generator, device=dev) * (lo[:, 1] - hi[:, 1] + s)
+  widths = torch.randint(WIDTHS[0], WIDTHS[-1] + 1, (b,), generator=generator, device=dev)
+  widths = widths.float()
   windows = torch.stack([x0, y0, s], dim=-1)
   image = render_polylines(points, windows, widths, size).round().to(torch.uint8)
   return image[:, None], box_from_windows(windows)
@@ -81,8 +84,8 @@ def redraw_images(points, size: int, generator: torch.Generator):
 def coord_channels(intensity, box, center, scale) -> torch.Tensor:
   """inputs.coord_channels in NCHW: [I, I*x, I*y] with each pixel's normalised world position."""
   _, _, h, w = intensity.shape
-  cols = (torch.arange(w) + 0.5) / w
-  rows = (torch.arange(h) + 0.5) / h
+  cols = (torch.arange(w, device=intensity.device) + 0.5) / w
+  rows = (torch.arange(h, device=intensity.device) + 0.5) / h
   x = box[:, 0, None] + cols[None] * (box[:, 2] - box[:, 0])[:, None]
   y = box[:, 1, None] - rows[None] * (box[:, 1] - box[:, 3])[:, None]
   x = ((x - center[0]) / scale)[:, None, None, :]
@@ -143,13 +146,13 @@ class TrajectoryEncoder(nn.Module):
 
   def forward(self, points):
     m = self.model
-    xy = (points - torch.tensor(self.center)) / self.scale
+    xy = (points - points.new_tensor(self.center)) / self.scale
     position = self.position_out(self.kim(F.relu(self.point_embed(xy))))
     lo, hi = points.amin(dim=1), points.amax(dim=1)
     side = torch.clamp((hi - lo).amax(dim=-1) * m.traj_raster_margin, min=2.0)
     corner = (lo + hi) / 2 - side[:, None] / 2
     windows = torch.cat([corner, side[:, None]], dim=-1)
-    widths = torch.full(points.shape[:1], m.traj_raster_line_width)
+    widths = points.new_full(points.shape[:1], m.traj_raster_line_width)
     raster = render_polylines(points, windows, widths, m.traj_raster_size)[:, None] / 255.0
     if m.coord_channels:
       raster = coord_channels(raster, box_from_windows(windows), self.center, self.scale)
@@ -193,7 +196,7 @@ class ImageEncoder(nn.Module):
       x = x.contiguous(memory_format=torch.channels_last)
     v = self.wcnn(x)
     if m.use_box:
-      corners = (box.reshape(-1, 2, 2) - torch.tensor(self.center)) / self.scale
+      corners = (box.reshape(-1, 2, 2) - box.new_tensor(self.center)) / self.scale
       b = F.relu(self.box_embed(corners.reshape(-1, 4)))
       position = self.fuse(torch.cat([F.relu(v), b], dim=-1))
     else:
@@ -246,7 +249,7 @@ class TrajCross(nn.Module):
     z_t, z_i = self.embed(points, image, box)
     scale = torch.clamp(self.logit_scale.exp(), max=MAX_LOGIT_SCALE)
     logits = scale * z_t @ z_i.T
-    labels = torch.arange(len(logits))
+    labels = torch.arange(len(logits), device=logits.device)
     contrastive = 0.5 * (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels))
     weight = self.config.train.adversarial_weight
     d_t = self.discriminator(GradientReversal.apply(z_t, weight))[:, 0]
@@ -269,10 +272,14 @@ class Trainer:
     image_size: int = 64,
     total_steps: int = 1000,
     variant: str = 'eager',
+    device: str = 'cpu',
+    autocast: torch.dtype | None = None,
   ):
+    """autocast: run the forward pass under torch.autocast in this dtype (None: float32)."""
     torch.manual_seed(config.seed)
     self.config, self.image_size, self.total_steps = config, image_size, total_steps
-    self.model = TrajCross(config, image_size, tuple(center), float(scale))
+    self.device, self.autocast = torch.device(device), autocast
+    self.model = TrajCross(config, image_size, tuple(center), float(scale)).to(self.device)
     self.model.set_channels_last(variant == 'channels_last')
     t = config.train
     encoders = [p for n, p in self.model.named_parameters() if not n.startswith('discriminator')]
@@ -284,7 +291,7 @@ class Trainer:
       lr=t.learning_rate,
     )
     self.opt_disc = torch.optim.Adam(self.model.discriminator.parameters(), lr=t.disc_learning_rate)
-    self.generator = torch.Generator().manual_seed(config.seed)
+    self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
     self.step_count = 0
     self.loss_fn = torch.compile(self.model.loss) if variant == 'compile' else self.model.loss
 
@@ -298,31 +305,39 @@ class Trainer:
     progress = min((step - warmup) / max(self.total_steps - warmup, 1), 1.0)
     return t.learning_rate * 0.5 * (1 + math.cos(math.pi * progress))
 
-  def step(self, points: torch.Tensor) -> float:
+  def _autocast(self):
+    return torch.autocast(
+      self.device.type, dtype=self.autocast or torch.float32, enabled=self.autocast is not None
+    )
+
+  def step(self, points: torch.Tensor) -> torch.Tensor:
+    """One update; the loss stays on the device (reading it would wait for the step)."""
     with torch.no_grad():
       image, box = redraw_images(points, self.image_size, self.generator)
     for group in self.opt_enc.param_groups:
       group['lr'] = self.learning_rate()
     self.opt_enc.zero_grad(set_to_none=True)
     self.opt_disc.zero_grad(set_to_none=True)
-    loss = self.loss_fn(points, image, box)
+    with self._autocast():
+      loss = self.loss_fn(points, image, box)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(self.encoders, self.config.train.grad_clip)
     self.opt_enc.step()
     self.opt_disc.step()
     self.step_count += 1
-    return float(loss.detach())
+    return loss.detach()
 
   @torch.no_grad()
   def embed(self, points, image, box) -> tuple[torch.Tensor, torch.Tensor]:
     """Both towers without gradients (evaluation's embedding)."""
-    return self.model.embed(points, image, box)
+    with self._autocast():
+      return self.model.embed(points, image, box)
 
 
-def as_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-  """A numpy batch (NHWC images) as torch tensors (NCHW images)."""
+def as_tensors(batch: dict[str, np.ndarray], device: str = 'cpu') -> dict[str, torch.Tensor]:
+  """A numpy batch (NHWC images) as torch tensors (NCHW images) on `device`."""
   return {
-    'trajectory': torch.from_numpy(np.array(batch['trajectory'], np.float32)),
-    'image': torch.from_numpy(np.array(np.moveaxis(batch['image'], -1, 1), order='C')),
-    'box': torch.from_numpy(np.array(batch['box'], np.float32)),
+    'trajectory': torch.from_numpy(np.array(batch['trajectory'], np.float32)).to(device),
+    'image': torch.from_numpy(np.array(np.moveaxis(batch['image'], -1, 1), order='C')).to(device),
+    'box': torch.from_numpy(np.array(batch['box'], np.float32)).to(device),
   }
