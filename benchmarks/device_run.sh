@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU figures of benchmarks/ in one call of a lent GPU machine (about 11 minutes on an H200):
+# The GPU figures of benchmarks/ in one call of a lent GPU machine (under 10 minutes: each part has a time limit, T_SPEED, T_RUN, T_SEARCH seconds):
 #   1. train_speed at batch 1,024: JAX against the PyTorch peer on the GPU, at TF32 and at
 #      bfloat16 matmul precision, with the GPU's measured float32 / TF32 / bfloat16 matmul rates;
 #   2. the default config's whole run (benchmarks.reproduce --configs default): its wall time and
@@ -32,12 +32,12 @@ python3 -c 'import jax, torch; print(jax.__version__, jax.devices(), torch.__ver
 import trajcross_jax.main, benchmarks.train_speed, benchmarks.search_speed, faiss' || exit 1
 
 stamp 'train_speed'
-timeout 270 python3 -m benchmarks.train_speed --batch=1024 --embed_batch=16384 --steps=10 \
+timeout "${T_SPEED:-240}" python3 -m benchmarks.train_speed --batch=1024 --embed_batch=16384 --steps=10 \
   --rounds=3 --precisions=tensorfloat32,bfloat16 --matmul_rates=float32,tensorfloat32,bfloat16 \
   --matmul_size=8192 --output="$W/results/train_speed_gpu.json" 2>&1 | grep -v '^\s'
 pack
 stamp 'default run'
-timeout 190 python3 -m benchmarks.reproduce --configs default --runs_dir="$W/reproduce" \
+timeout "${T_RUN:-170}" python3 -m benchmarks.reproduce --configs default --runs_dir="$W/reproduce" \
   --data_dir="$W/tfds" --nowrite_readme 2>&1 | grep -v 'pairs_per_s' | tail -40
 R="$W/reproduce/default/seed0"
 mkdir -p "$W/results/default_seed0"
@@ -45,7 +45,7 @@ cp "$R"/metrics.jsonl "$R"/results.json "$R"/run_info.json "$W/results/default_s
 pack
 
 stamp 'search_speed'
-timeout 170 python3 -m benchmarks.search_speed --gallery_source=walks --chunk=65536 \
+timeout "${T_SEARCH:-140}" python3 -m benchmarks.search_speed --gallery_source=walks --chunk=65536 \
   --sizes=1048576,10485760 --noapproximate --single_queries=20 --workdir="$R" \
   --runs_dir="$W/search" --results_dir="$W/results/search" 2>&1 | grep -v 'search_speed.py'
 mkdir -p "$W/results/search"
