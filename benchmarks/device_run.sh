@@ -28,8 +28,11 @@ if compgen -G '.whl/*.whl' >/dev/null; then
 fi
 nvidia-smi | tee "$W/results/nvidia-smi.txt"
 stamp 'imports'
-python3 -c 'import jax, torch; print(jax.__version__, jax.devices(), torch.__version__, torch.cuda.is_available())
-import trajcross_jax.main, benchmarks.train_speed, benchmarks.search_speed, faiss' || exit 1
+python3 -c 'import jax, torch; print(jax.__version__, jax.devices(), torch.__version__, torch.cuda.is_available())' || exit 1
+# One process per module: each defines its own absl flags.
+for m in trajcross_jax.main benchmarks.train_speed benchmarks.search_speed faiss; do
+  python3 -c "import $m" || exit 1
+done
 
 stamp 'train_speed'
 timeout "${T_SPEED:-240}" python3 -m benchmarks.train_speed --batch=1024 --embed_batch=16384 --steps=10 \
