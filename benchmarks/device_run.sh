@@ -1,13 +1,14 @@
 #!/bin/bash
-# The GPU figures of benchmarks/ in one call of a lent GPU machine (under 10 minutes: each part has a time limit, T_SPEED, T_RUN, T_SEARCH seconds):
+# The GPU figures of benchmarks/ in one call of a lent GPU machine, under 10 minutes (each part
+# has a time limit: T_SPEED, T_RUN, T_SEARCH seconds):
 #   1. train_speed at batch 1,024: JAX against the PyTorch peer on the GPU, at TF32 and at
 #      bfloat16 matmul precision, with the GPU's measured float32 / TF32 / bfloat16 matmul rates;
 #   2. the default config's whole run (benchmarks.reproduce --configs default): its wall time and
 #      the epoch at which it passes the paper's row (metrics.jsonl);
-#   3. search_speed on random-walk galleries of 2^20 and 10 x 2^20 pairs embedded by that run's
+#   3. search_speed on random-walk galleries of 2^20 and 4 x 2^20 pairs embedded by that run's
 #      model: exact search on the GPU against PyTorch on the GPU and FAISS flat on the CPU cores.
-# Run from the repository root, with the wheels of what the GPU image lacks in .whl/ (README,
-# "GPU figures"):  OUT=/some/dir bash benchmarks/device_run.sh
+# Run from the repository root, with the wheels of what the GPU image lacks in .whl/
+# (benchmarks/results/gpu/README.md):  OUT=/some/dir bash benchmarks/device_run.sh
 # Everything comes back as $OUT/log.txt and $OUT/bundle.tar.gz. Each part has its own time limit
 # and the script goes on after a part fails or runs out of time, so one part cannot cost the rest.
 set -u
@@ -49,7 +50,7 @@ pack
 
 stamp 'search_speed'
 timeout "${T_SEARCH:-140}" python3 -m benchmarks.search_speed --gallery_source=walks --chunk=65536 \
-  --sizes=1048576,10485760 --noapproximate --single_queries=20 --workdir="$R" \
+  --sizes=1048576,4194304 --noapproximate --single_queries=20 --workdir="$R" \
   --runs_dir="$W/search" --results_dir="$W/results/search" 2>&1 | grep -v 'search_speed.py'
 mkdir -p "$W/results/search"
 cp "$W"/search/result-*.json "$W/results/search/" 2>/dev/null

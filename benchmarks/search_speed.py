@@ -48,6 +48,7 @@ _SOURCE = flags.DEFINE_enum(
 )
 _CHUNK = flags.DEFINE_integer('chunk', 65536, 'Pairs drawn and embedded per call (walks).')
 _APPROXIMATE = flags.DEFINE_bool('approximate', True, 'Also the approximate FAISS indexes.')
+_FAISS_FLAT = flags.DEFINE_bool('faiss_flat', True, 'Also FAISS IndexFlatIP (the exact peer).')
 _RESULTS = flags.DEFINE_string('results_dir', str(RESULTS), 'Where the results files go.')
 _BATCH = 1000
 _RECALL_QUERIES = 1000
@@ -77,8 +78,9 @@ def measure_size(n: int) -> dict:
     builders = {
       'exact': lambda x=x: index_lib.ExactIndex.from_array(x),
       'exact_float16': lambda x=x: index_lib.ExactIndex.from_array(x.astype(np.float16)),
-      'faiss_flat': lambda x=x: _faiss_flat(faiss, x),
     }
+    if _FAISS_FLAT.value:
+      builders['faiss_flat'] = lambda x=x: _faiss_flat(faiss, x)
     if TorchFlat.available():
       builders['torch_flat'] = lambda x=x: TorchFlat(x)
     engines = {}
@@ -360,6 +362,7 @@ def main(argv):
     cmd += [f'--max_memory_mb={_MAX_MEMORY_MB.value}', f'--single_queries={_SINGLE.value}']
     cmd += [f'--curve={_CURVE.value}', f'--approximate={_APPROXIMATE.value}']
     cmd += [f'--gallery_source={_SOURCE.value}', f'--chunk={_CHUNK.value}']
+    cmd += [f'--faiss_flat={_FAISS_FLAT.value}']
     subprocess.run(cmd, cwd=REPO, check=True)
     results.append(json.loads((pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json').read_text()))
   record = {

@@ -82,15 +82,33 @@ def test_embed_writes_numbered_shards_metadata_and_a_manifest(embedded, trained_
   assert set(json.loads(lines[0])) == {'id', 'source', 'ped_id', 'track_id', 'start_frame', 'box'}
 
 
-def test_exact_search_equals_a_numpy_ranking(embedded):
+@pytest.mark.parametrize(
+  ('score_bytes', 'one_step'), [(index_lib.SCORE_BYTES, True), (4 * 7 * 64, False)]
+)
+def test_exact_search_equals_a_numpy_ranking(embedded, monkeypatch, score_bytes, one_step):
   _, out = embedded
   images, _ = gallery.load_embeddings(out, 'image')
   trajectories, _ = gallery.load_embeddings(out, 'trajectory')
-  exact = index_lib.ExactIndex.from_array(images, block=7)  # Several blocks, a ragged last one.
+  # Several blocks, a ragged last one; scored all in one step, or (a score budget of one block
+  # for 64 padded queries) one block a step.
+  monkeypatch.setattr(index_lib, 'SCORE_BYTES', score_bytes)
+  exact = index_lib.ExactIndex.from_array(images, block=7)
+  blocks = exact.gallery.shape[0]
+  assert index_lib.blocks_per_step(blocks, 7, 64) == (blocks if one_step else 1)
   scores, ids = exact.search(trajectories, 5)
   full = trajectories @ images.T
   np.testing.assert_array_equal(ids, np.argsort(-full, axis=1, kind='stable')[:, :5])
   np.testing.assert_allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :5], rtol=1e-5)
+
+
+def test_blocks_per_step_divides_the_blocks_within_the_score_budget():
+  budget = index_lib.SCORE_BYTES
+  assert index_lib.blocks_per_step(16, 65_536, 1) == 16  # 1M scores for one query: one step.
+  assert index_lib.blocks_per_step(160, 65_536, 1) == 160
+  assert index_lib.blocks_per_step(16, 65_536, 1024) == 1  # A block is over the budget alone.
+  for blocks, queries in ((12, 8), (15, 16), (7, 2)):
+    g = index_lib.blocks_per_step(blocks, 4096, queries)
+    assert blocks % g == 0 and (g == 1 or 4 * 4096 * queries * g <= budget)
 
 
 def test_float16_storage_keeps_the_ranking_close():

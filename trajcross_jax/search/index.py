@@ -1,8 +1,8 @@
 """--mode=index: an index over one modality of an embedding directory, exact or approximate.
 
-- 'exact': every gallery vector scored by a blocked matmul with a running top-k, jitted on the
-  device (float16 storage allowed: scores accumulate in float32). Nothing to build: the index
-  records what it covers.
+- 'exact': every gallery vector scored (full float32 products) by a blocked matmul with a running
+  top-k, jitted on the device (float16 storage allowed: scores accumulate in float32). Nothing to
+  build: the index records what it covers.
 - 'faiss': an approximate FAISS index. Its factory string is chosen from the gallery's size under
   a memory budget, in the manner of autofaiss (the most accurate kind that fits: HNSW, then an
   inverted file of full vectors, then OPQ + inverted file + product quantisation), or given. Its
@@ -33,8 +33,13 @@ from trajcross_jax.search import gallery
 KINDS = ('exact', 'faiss')
 INDEX_FILE = 'index.json'
 FAISS_FILE = 'index.faiss'
-# Gallery rows scored per step of the exact search: a (queries x BLOCK) float32 score block.
+# Gallery rows stored per block of the exact search's array.
 BLOCK = 65_536
+# A step of the exact search scores as many whole blocks as fit a (queries x rows) float32 score
+# block of this size: small query batches take few, long steps. One step per block cost a batch-1
+# query 5.6 ms on 1M vectors on an H200 (16 steps of a dot and two top-k's), where PyTorch's
+# single matmul + top-k took 0.5 ms (benchmarks/search_speed.py).
+SCORE_BYTES = 1 << 26
 MIN_K = 16  # The smallest k the exact search compiles for (a larger k: the next power of two).
 RECALL_K = 10
 
@@ -80,20 +85,36 @@ class ExactIndex:
     padded = np.zeros((parallel.next_power_of_two(q), queries.shape[1]), np.float32)
     padded[:q] = queries
     kk = min(max(MIN_K, parallel.next_power_of_two(k)), self.size)
-    scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), kk, self.size)
+    group = blocks_per_step(*self.gallery.shape[:2], len(padded))
+    scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), kk, self.size, group)
     return np.asarray(scores)[:q, :k], np.asarray(ids, np.int64)[:q, :k]
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3))
-def _exact_topk(gallery: jax.Array, queries: jax.Array, k: int, size: int):
-  """A running top-k over the gallery's blocks (lax.scan), so memory is one score block."""
-  blocks, block, _ = gallery.shape
+def blocks_per_step(blocks: int, block: int, queries: int) -> int:
+  """The most blocks (a divisor of `blocks`) whose scores for `queries` fit SCORE_BYTES."""
+  fit = max(SCORE_BYTES // (4 * block * queries), 1)
+  return max(g for g in range(1, min(fit, blocks) + 1) if blocks % g == 0)
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4))
+def _exact_topk(gallery: jax.Array, queries: jax.Array, k: int, size: int, group: int = 1):
+  """A running top-k over the gallery, `group` blocks a step (lax.scan): memory is one step's
+  scores. Scores are full float32 products (HIGHEST precision): on GPUs the default would round
+  the operands to TF32 and reorder near ties, and this search is the truth for recall."""
+  blocks, block, d = gallery.shape
+  gallery = gallery.reshape(blocks // group, block * group, d)
+  blocks, block = blocks // group, block * group
   kb = min(k, block)
 
   def step(carry, inputs):
     best_s, best_i = carry
     rows, offset = inputs
-    s = jnp.dot(queries, rows.T, preferred_element_type=jnp.float32)
+    s = jnp.dot(
+      queries,
+      rows.T,
+      precision=jax.lax.Precision.HIGHEST,
+      preferred_element_type=jnp.float32,
+    )
     ids = offset + jnp.arange(block)
     s = jnp.where(ids[None, :] < size, s, -jnp.inf)  # Padding never wins.
     top_s, top_j = jax.lax.top_k(s, kb)
