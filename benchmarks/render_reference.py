@@ -18,6 +18,7 @@ from absl import app, flags
 from benchmarks import machine
 from configs import default
 from trajcross_jax import render_reference
+from trajcross_jax.data import pipeline
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _DATASETS = flags.DEFINE_list('datasets', ['univ'], 'trajcross tfds configs to score.')
@@ -28,15 +29,19 @@ _OUTPUT = flags.DEFINE_string(
 KEEP = ('top@1', 'top@5', 'top@10', 'mean_rank', 'top@1_near_dup', 'top@1_no_near_dup')
 
 
-def row(dataset: str) -> dict:
-  """The reference's metrics on `dataset`'s test split."""
+def row(dataset: str, hard: dict | None = None) -> dict:
+  """The reference's metrics on `dataset`'s test split (`hard`: config.data.hard fields set).
+
+  `protocol` is the built config's name: the dataset's, or e.g. 'univ-noise_m0.2' with a rule.
+  """
   config = default.get_config()
   config.data.name = dataset
   config.data.data_dir = _DATA_DIR.value
+  config.data.hard.update(hard or {})
   config.eval.split = 'test'
   results = render_reference.split_results(config)
   return {
-    'protocol': dataset,
+    'protocol': pipeline.get_builder(config.data).builder_config.name,
     'method': 'render_reference',
     'trained_on': None,
     'num_test': results['num_test'],

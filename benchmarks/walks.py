@@ -27,5 +27,5 @@ def random_batch(size: int, image_size: int, seed: int = 0) -> dict[str, np.ndar
   rng = np.random.default_rng(seed)
   steps = rng.normal(0.0, 0.15, (size, 20, 2)) + rng.normal(0.0, 0.4, (size, 1, 2))
   traj = (np.cumsum(steps, axis=1) + rng.uniform(2, 12, (size, 1, 2))).astype(np.float32)
-  image, box = _redraw(jax.random.key(seed), traj, image_size)
+  image, box, _ = _redraw(jax.random.key(seed), traj, image_size)
   return {'trajectory': traj, 'image': np.asarray(image), 'box': np.asarray(box)}

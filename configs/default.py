@@ -13,7 +13,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0  # Parameter init, data order and image re-draws.
 
   config.data = data = ml_collections.ConfigDict()
-  # tfds config of 'trajcross': 'univ' (paper protocol), 'synthetic', or 'custom' (your own
+  # tfds config of 'trajcross': 'univ' (paper protocol), 'synthetic', their hard protocol
+  # 'univ_hard' and 'synthetic_hard' (README "The hard protocol"), or 'custom' (your own
   # recordings: configs/custom.py).
   data.name = 'univ'
   data.data_dir = ml_collections.config_dict.placeholder(str)  # tfds data_dir; None: default.
@@ -31,6 +32,15 @@ def get_config() -> ml_collections.ConfigDict:
   # >0: hold this fraction of the training pedestrians out as a 'validation' split (the rest
   # trains), for choices the test split must not make (PROTOCOL.md section 5). 0: the protocol.
   data.validation_fraction = 0.0
+  # The hard protocol's rules (trajcross_jax/data/hard.py; the '_hard' datasets apply hard.HARD).
+  # None keeps the dataset's own rule; a value replaces it, e.g. noise_m=0.0 turns off the noise.
+  data.hard = hard = ml_collections.ConfigDict()
+  hard.noise_m = ml_collections.config_dict.placeholder(float)  # Per-point noise, metres.
+  hard.drift_m = ml_collections.config_dict.placeholder(float)  # Drifting offset, metres.
+  hard.renderer = ml_collections.config_dict.placeholder(str)  # 'line' or 'dots'.
+  hard.blur_px = ml_collections.config_dict.placeholder(float)  # Gaussian blur, pixels.
+  hard.pixel_noise = ml_collections.config_dict.placeholder(float)  # 0-255 levels.
+  hard.background = ml_collections.config_dict.placeholder(float)  # Texture amplitude, levels.
   data.in_memory = True  # Hold a split in host memory; False streams it from disk with grain.
   data.num_threads = 4  # grain read threads when streaming.
 
@@ -99,6 +109,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval.batch_size = 512  # Embedding batch; the last one is padded and masked.
   config.eval.split = 'test'  # 'test' (the protocol) or 'validation' (data.validation_fraction).
   config.eval.step = -1  # Checkpoint step to evaluate; -1: the latest.
+  # --mode=eval's results file; None: WORKDIR/eval/results.json. Another path keeps the run's own
+  # results when its checkpoint is scored on another dataset (benchmarks/hard.py).
+  config.eval.results = ml_collections.config_dict.placeholder(str)
   config.eval.near_duplicate_m = 0.3  # PROTOCOL.md section 5 near-duplicate threshold.
   # The scene frame in which a checkpoint reads the evaluated dataset: 'train' (the frame it was
   # trained in) or 'target' (the evaluated dataset's own). README: "Another scene".

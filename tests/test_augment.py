@@ -1,16 +1,19 @@
 """On-device re-drawing of training images."""
 
+import dataclasses
+
 import jax
 import numpy as np
 
-from trajcross_jax.data import augment
+from trajcross_jax.data import augment, hard
 
 
 def test_redrawn_images_follow_the_protocol_and_vary_with_the_key(tiny_batch):
   traj = tiny_batch['trajectory']
   redraw = jax.jit(augment.redraw_images, static_argnums=2)
-  image, box = redraw(jax.random.key(0), traj, 64)
-  image2, box2 = redraw(jax.random.key(1), traj, 64)
+  image, box, same = redraw(jax.random.key(0), traj, 64)
+  image2, box2, _ = redraw(jax.random.key(1), traj, 64)
+  np.testing.assert_array_equal(same, traj)  # No hard rule: the trajectory is kept.
   assert image.dtype == np.uint8 and image.shape == (8, 64, 64, 1)
   box = np.asarray(box)
   x, y = traj[..., 0], traj[..., 1]
@@ -22,3 +25,28 @@ def test_redrawn_images_follow_the_protocol_and_vary_with_the_key(tiny_batch):
   assert (np.asarray(image).reshape(8, -1).max(axis=1) >= 200).all()  # Every line drawn.
   assert not np.array_equal(np.asarray(box), np.asarray(box2))
   assert not np.array_equal(np.asarray(image), np.asarray(image2))
+
+
+def test_hard_redraws_draw_the_track_by_the_rules_and_observe_it_afresh(tiny_batch):
+  track = tiny_batch['trajectory']
+  redraw = jax.jit(augment.redraw_images, static_argnums=(2, 3))
+  image, box, observed = redraw(jax.random.key(0), track, 64, hard.HARD)
+  _, _, observed2 = redraw(jax.random.key(1), track, 64, hard.HARD)
+  assert image.dtype == np.uint8 and observed.shape == track.shape
+  noise = np.asarray(observed) - track
+  assert 0.2 < noise.std() < 2.0  # Noise and drift of HARD's sizes (0.2 m, 0.5 m).
+  assert not np.allclose(observed, observed2)  # A fresh observation each draw.
+  # The image shows the true track: its box holds every point of it.
+  box = np.asarray(box)
+  x, y = track[..., 0], track[..., 1]
+  assert (box[:, [0]] <= x + 1e-4).all() and (x <= box[:, [2]] + 1e-4).all()
+  assert (box[:, [3]] <= y + 1e-4).all() and (y <= box[:, [1]] + 1e-4).all()
+  # Each rule alone moves the image away from the protocol's drawing in the same window (a
+  # negligible background makes the baseline take the hard path, so the draws are the same).
+  baseline = dataclasses.replace(hard.PAPER, background=1e-6)
+  clean, _, _ = redraw(jax.random.key(0), track, 64, baseline)
+  for rule in ({'renderer': 'dots'}, {'blur_px': 1.0}, {'background': 40.0}):
+    one = dataclasses.replace(baseline, **rule)
+    drawn, _, kept = redraw(jax.random.key(0), track, 64, one)
+    np.testing.assert_array_equal(kept, track)  # No track rule: no noise.
+    assert np.abs(np.asarray(drawn, float) - np.asarray(clean, float)).mean() > 1.0, rule

@@ -1,5 +1,7 @@
 """The hard protocol's rules (data/hard.py): each off by default, each doing what it says."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -114,3 +116,77 @@ def test_the_same_seed_gives_the_same_bytes():
 def test_bad_options_are_named(field, value, message):
   with pytest.raises(ValueError, match=message):
     hard.HardOptions(**{field: value})
+
+
+# ----------------------------------------------------------------------------- the builder
+
+
+def _split(name: str, data_dir, test_size: int = 300, **overrides) -> dict[str, np.ndarray]:
+  """The test split of a small build of config `name`, as arrays by feature."""
+  from trajcross_jax.data import builder as builder_lib
+
+  build = builder_lib.make_builder(
+    name, data_dir, train_size=16, test_size=test_size, seed=3, **overrides
+  )
+  build.download_and_prepare()
+  source = build.as_data_source('test')
+  examples = [source[i] for i in range(len(source))]
+  return {k: np.stack([np.asarray(e[k]) for e in examples]) for k in examples[0]}
+
+
+def test_hard_configs_are_registered_and_named_by_what_changes():
+  from trajcross_jax.data import builder as builder_lib
+
+  for name in ('univ_hard', 'synthetic_hard'):
+    assert builder_lib.registered(name).hard == hard.HARD and name in builder_lib.DATASETS
+  assert not builder_lib.registered('univ').hard.active
+  off = dataclasses.replace(hard.HARD, noise_m=0.0, renderer='line')
+  assert builder_lib.builder_config('univ_hard', hard=off).name == 'univ_hard-noise_m0-rendererline'
+  assert builder_lib.builder_config('univ', hard=hard.HardOptions(blur_px=1.0)).name == (
+    'univ-blur_px1'
+  )
+  assert builder_lib.builder_config('univ_hard', hard=hard.HARD) is builder_lib.registered(
+    'univ_hard'
+  )
+
+
+def test_a_hard_build_keeps_the_protocol_boxes_and_changes_the_images(tmp_path):
+  clean = _split('univ', tmp_path, test_size=64)
+  rough = _split('univ_hard', tmp_path, test_size=64)
+  assert 'track' not in clean and 'track' in rough
+  # The same examples, windows and widths (drawn from the true track): only the rules differ.
+  np.testing.assert_array_equal(rough['track'], clean['trajectory'])
+  np.testing.assert_array_equal(rough['box'], clean['box'])
+  assert not np.array_equal(rough['trajectory'], rough['track'])
+  assert np.abs(rough['image'].astype(float) - clean['image']).mean() > 10
+
+
+def test_a_hard_build_is_reproducible_and_its_noise_has_its_sizes(tmp_path):
+  noisy = hard.HardOptions(noise_m=0.3)
+  first = _split('univ', tmp_path / 'a', hard=noisy)
+  again = _split('univ', tmp_path / 'b', hard=noisy)
+  for k in first:
+    assert first[k].tobytes() == again[k].tobytes(), k
+  error = first['trajectory'] - first['track']
+  assert abs(error.std() - 0.3) < 0.01 and abs(error.mean()) < 0.02
+  drifting = _split('univ', tmp_path, hard=hard.HardOptions(drift_m=0.5))
+  offset = drifting['trajectory'] - drifting['track']
+  assert abs(offset[:, 0].std() - 0.5) < 0.05  # The drift's start, per window and axis.
+  # A smooth drift: neighbouring points share nearly all of it.
+  assert np.abs(np.diff(offset, axis=1)).max() < 0.25
+
+
+def test_the_data_config_changes_a_rule_and_bad_values_are_named():
+  from configs import default
+  from trajcross_jax import validation
+  from trajcross_jax.data import pipeline
+
+  config = default.get_config()
+  config.data.name = 'univ_hard'
+  assert pipeline.hard_options(config.data) == hard.HARD
+  config.data.hard.noise_m = 0.0
+  assert pipeline.hard_options(config.data) == dataclasses.replace(hard.HARD, noise_m=0.0)
+  assert pipeline.get_builder(config.data).builder_config.name == 'univ_hard-noise_m0'
+  config.data.hard.renderer = 'spline'
+  with pytest.raises(ValueError, match=r'config.data.hard: renderer must be one of'):
+    validation.validate(config)

@@ -66,6 +66,20 @@ def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
   assert 'traj2img' in run.stderr  # The table is logged.
 
 
+def test_a_hard_dataset_trains_and_evaluates_and_a_clean_model_is_scored_on_it(tmp_path):
+  hard = ('--config.data.name=synthetic_hard',)
+  data = tmp_path / 'tfds'
+  _main(tmp_path / 'hard', data, '--mode=train', *hard)
+  _main(tmp_path / 'hard', data, '--mode=eval', *hard)
+  _main(tmp_path / 'clean', data, '--mode=train')
+  _main(tmp_path / 'clean', data, '--mode=eval', *hard)  # Robustness: clean model, hard pairs.
+  for run in ('hard', 'clean'):
+    results = json.loads((tmp_path / run / 'eval' / 'results.json').read_text())
+    assert results['dataset'].startswith('trajcross/synthetic_hard-') and results['num_test'] == 48
+    for direction in ('traj2img', 'img2traj'):
+      assert 0 <= results[direction]['top@1'] <= results[direction]['top@10'] <= 100
+
+
 def test_killed_run_resumes_to_the_same_parameters(tmp_path, synthetic_data_dir):
   overrides = (
     '--mode=train',

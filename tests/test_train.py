@@ -9,6 +9,7 @@ import pytest
 
 from configs import test as test_config
 from trajcross_jax import losses, parallel, train
+from trajcross_jax.data import hard
 from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import get_method
 
@@ -93,6 +94,32 @@ def test_a_step_with_redrawn_images_is_finite(tiny_batch):
   )
   state, metrics = step(state, tiny_batch, jax.random.key(0))
   assert np.isfinite(float(metrics['loss']))
+
+
+def test_a_hard_step_draws_its_pairs_from_the_track(tiny_batch):
+  config = test_config.get_config()
+  method, tx, state = _setup(config, tiny_batch)
+  step = jax.jit(
+    functools.partial(
+      train.train_step,
+      method=method,
+      tx=tx,
+      redraw_images=True,
+      total_steps=100,
+      hard=hard.HARD,
+    )
+  )
+  batch = dict(tiny_batch, track=tiny_batch['trajectory'])
+  _, metrics = step(state, batch, jax.random.key(0))
+  assert np.isfinite(float(metrics['loss']))
+  # The stored trajectory is replaced by a fresh observation of the track: another stored
+  # trajectory gives the same step; another track does not.
+  other = dict(batch, trajectory=batch['trajectory'][::-1])
+  _, same = step(state, other, jax.random.key(0))
+  assert float(same['loss']) == float(metrics['loss'])
+  moved = dict(batch, track=batch['track'] + 1.0)
+  _, different = step(state, moved, jax.random.key(0))
+  assert float(different['loss']) != float(metrics['loss'])
 
 
 @pytest.mark.parametrize('redraw', [False, True])

@@ -170,7 +170,8 @@ def evaluate_params(
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
-  """Restores a checkpoint of `workdir` (the latest, or config.eval.step), writes results.json.
+  """Restores a checkpoint of `workdir` (the latest, or config.eval.step), writes results.json
+  (WORKDIR/eval/results.json, or config.eval.results).
 
   The checkpoint may be evaluated on any dataset whose windows have its length: the dataset
   `config.data` names, read in the checkpoint's own scene frame or in that dataset's
@@ -199,7 +200,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     reranker = Reranker.load(workdir, retriever.params_hash)
     results['reranked'] = reranked_metrics(reranker, z_t, z_i, data, near_dup)
   if parallel.is_chief():
-    path = epath.Path(workdir) / RESULTS_FILE
+    path = epath.Path(config.eval.results or epath.Path(workdir) / RESULTS_FILE)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2))
     logging.info('Wrote %s\n%s', path, format_table(results))

@@ -17,6 +17,8 @@ from etils import epath
 
 from trajcross_jax import checkpoint, evaluate, parallel, plots
 from trajcross_jax.data import augment, pipeline
+from trajcross_jax.data import hard as hard_lib
+from trajcross_jax.data.hard import HardOptions
 from trajcross_jax.methods import Method, get_method
 
 
@@ -49,13 +51,20 @@ def train_step(
   tx: optax.GradientTransformation,
   redraw_images: bool,
   total_steps: int,
+  hard: HardOptions = hard_lib.PAPER,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One update on a global batch. Pure: the randomness of step s is fold_in(rng, s)."""
+  """One update on a global batch. Pure: the randomness of step s is fold_in(rng, s).
+
+  With redraw_images, each pair is drawn again: the image (and box) by the dataset's rules; on a
+  hard dataset (`hard` active) also the trajectory, a fresh observation of the batch's 'track'.
+  """
   rng = jax.random.fold_in(rng, state.step)
   rng_draw, rng_loss = jax.random.split(rng)
   if redraw_images:
-    image, box = augment.redraw_images(rng_draw, batch['trajectory'], batch['image'].shape[1])
-    batch = dict(batch, image=image, box=box)
+    shown = batch['track'] if hard.active else batch['trajectory']
+    image, box, trajectory = augment.redraw_images(rng_draw, shown, batch['image'].shape[1], hard)
+    batch = {k: v for k, v in batch.items() if k != 'track'}
+    batch = dict(batch, image=image, box=box, trajectory=trajectory)
   grad_fn = jax.value_and_grad(method.loss, has_aux=True)
   progress = jnp.minimum(state.step / max(total_steps, 1), 1.0)
   (_, (metrics, extra)), grads = grad_fn(state.params, state.extra, batch, rng_loss, progress)
@@ -67,11 +76,22 @@ def train_step(
 
 
 def make_parallel_step(
-  method, tx, redraw_images: bool, total_steps: int, mesh: jax.sharding.Mesh, state_shape
+  method,
+  tx,
+  redraw_images: bool,
+  total_steps: int,
+  mesh: jax.sharding.Mesh,
+  state_shape,
+  hard: HardOptions = hard_lib.PAPER,
 ):
   """train_step jitted over `mesh`: batch sharded on 'data', state and metrics replicated."""
   step = functools.partial(
-    train_step, method=method, tx=tx, redraw_images=redraw_images, total_steps=total_steps
+    train_step,
+    method=method,
+    tx=tx,
+    redraw_images=redraw_images,
+    total_steps=total_steps,
+    hard=hard,
   )
   rep = parallel.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: rep, state_shape)
@@ -126,7 +146,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   workdir.mkdir(parents=True, exist_ok=True)
   is_chief = parallel.is_chief()
   builder = parallel.chief_first(pipeline.prepare, config.data)
-  source = pipeline.run_split(builder, 'train', config.data)
+  # A hard dataset's training pairs are drawn again from their true tracks (train_step).
+  hard = pipeline.hard_options(config.data)
+  redraws_hard = config.train.redraw_images and hard.active
+  features = pipeline.MODEL_FEATURES + (('track',) if redraws_hard else ())
+  source = pipeline.run_split(builder, 'train', config.data, features=features)
   mesh = parallel.make_mesh()
   batch_size = config.train.batch_size
   parallel.check_batch_size(batch_size, mesh, 'train.batch_size')
@@ -166,7 +190,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # Accuracy along the run: config.eval.split every eval_every_epochs (0: never).
   eval_every = config.train.eval_every_epochs * per_epoch
   eval_source = pipeline.run_split(builder, config.eval.split, config.data) if eval_every else None
-  p_step = make_parallel_step(method, tx, config.train.redraw_images, num_steps, mesh, state)
+  p_step = make_parallel_step(method, tx, config.train.redraw_images, num_steps, mesh, state, hard)
   rng = parallel.replicate(jax.random.key(config.seed), mesh)
 
   start = int(state.step)

@@ -6,13 +6,12 @@ The one place for config checks: the modules that read a field trust it.
 import ml_collections
 
 from trajcross_jax.data import pipeline
-from trajcross_jax.data.builder import SOURCES, TrajcrossConfig
+from trajcross_jax.data.builder import DATASETS, TrajcrossConfig
 from trajcross_jax.data.normalisation import UNIT
 from trajcross_jax.methods import METHODS, get_method
 from trajcross_jax.methods.cca import SCORES as CCA_SCORES
 from trajcross_jax.models.trajectory import SHAPE_BRANCHES
 
-DATASETS = SOURCES
 SPLITS = ('test', 'validation')
 NORMALISATIONS = ('train', 'target')
 
@@ -114,6 +113,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = config.data[field]
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
       raise ValueError(f'config.data.{field}={value!r}: must be an integer >= {least}')
+  try:
+    pipeline.hard_options(config.data)
+  except ValueError as e:
+    raise ValueError(f'config.data.hard: {e}') from None
   if config.data.name == 'custom':
     if 'files' not in config.data:
       raise ValueError("config.data.name='custom' needs the fields of configs/custom.py: use it")

@@ -33,6 +33,7 @@ from absl import logging
 from etils import epath
 
 from trajcross_jax.data import custom, render, synthetic
+from trajcross_jax.data import hard as hard_lib
 from trajcross_jax.data import normalisation as normalisation_lib
 from trajcross_jax.data import windows as windows_lib
 
@@ -83,6 +84,9 @@ class TrajcrossConfig(tfds.core.BuilderConfig):
     origin: 'synthetic' only: (x, y) of the plaza's lower-left corner, metres.
     files: 'custom' only: the recordings, resolved paths sorted by name.
     options: 'custom' only: how to read, resample and split them.
+    hard: the hard protocol's rules (data/hard.py); the default is the paper protocol. When any
+      applies, 'trajectory' is the noisy observation and a 'track' feature holds the true track
+      that the image shows.
   """
 
   source: str = 'univ'
@@ -97,10 +101,13 @@ class TrajcrossConfig(tfds.core.BuilderConfig):
   origin: tuple[float, float] = (0.0, 0.0)
   files: tuple[str, ...] = ()
   options: custom.Options = dataclasses.field(default_factory=custom.Options)
+  hard: hard_lib.HardOptions = dataclasses.field(default_factory=hard_lib.HardOptions)
 
   def __post_init__(self):
     if self.source not in SOURCES:
       raise ValueError(f'source must be one of {SOURCES}, got {self.source!r}')
+    if not isinstance(self.hard, hard_lib.HardOptions):
+      raise ValueError(f'hard must be a HardOptions, got {self.hard!r}')
     minimums = {
       'seed': 0,
       'window_length': 2,
@@ -134,10 +141,36 @@ BUILDER_CONFIGS = (
     source='synthetic',
     description='Simulated pedestrians in a univ-sized plaza; no download.',
   ),
+  TrajcrossConfig(
+    name='univ_hard',
+    source='univ',
+    hard=hard_lib.HARD,
+    description="univ's pairs under the hard rules (data/hard.py): noisy tracks, images drawn "
+    'as blurred dots on a textured, noisy background.',
+  ),
+  TrajcrossConfig(
+    name='synthetic_hard',
+    source='synthetic',
+    hard=hard_lib.HARD,
+    description="synthetic's pairs under the hard rules (data/hard.py).",
+  ),
 )
 # The fields that builder_config may change; `source` and `name` come with the config's name.
-_OVERRIDABLE = ('seed', 'window_length', 'stride', 'train_size', 'test_size', 'image_size')
+_OVERRIDABLE = ('seed', 'window_length', 'stride', 'train_size', 'test_size', 'image_size', 'hard')
 _SYNTHETIC_ONLY = ('num_tracks', 'plaza', 'origin')
+
+
+DATASETS = tuple(c.name for c in BUILDER_CONFIGS) + ('custom',)
+
+
+def registered(name: str) -> TrajcrossConfig:
+  """The registered config `name` ('univ', 'synthetic', 'univ_hard', ...)."""
+  for config in BUILDER_CONFIGS:
+    if config.name == name:
+      return config
+  raise ValueError(
+    f'unknown trajcross config {name!r}; choose one of {sorted(c.name for c in BUILDER_CONFIGS)}'
+  )
 
 
 def builder_config(name: str, **overrides: int) -> TrajcrossConfig:
@@ -150,10 +183,7 @@ def builder_config(name: str, **overrides: int) -> TrajcrossConfig:
   Raises:
     ValueError: an unknown config name, a field that cannot be changed, or a bad value.
   """
-  registered = {config.name: config for config in BUILDER_CONFIGS}
-  if name not in registered:
-    raise ValueError(f'unknown trajcross config {name!r}; choose one of {sorted(registered)}')
-  base = registered[name]
+  base = registered(name)
   allowed = _OVERRIDABLE + (_SYNTHETIC_ONLY if base.source == 'synthetic' else ())
   unknown = sorted(set(overrides) - set(allowed))
   if unknown:
@@ -161,7 +191,11 @@ def builder_config(name: str, **overrides: int) -> TrajcrossConfig:
   changed = {k: v for k, v in overrides.items() if getattr(base, k) != v}
   if not changed:
     return base
-  suffix = '-'.join(f'{field}{_name_part(changed[field])}' for field in allowed if field in changed)
+  parts = [f'{f}{_name_part(changed[f])}' for f in allowed if f in changed and f != 'hard']
+  if 'hard' in changed:  # Named by the rules that differ from the base config's.
+    ours, theirs = dataclasses.asdict(changed['hard']), dataclasses.asdict(base.hard)
+    parts += [f'{k}{_name_part(v)}' for k, v in ours.items() if theirs[k] != v]
+  suffix = '-'.join(parts)
   described = ', '.join(f'{field}={value}' for field, value in changed.items())
   return dataclasses.replace(
     base,
@@ -193,7 +227,10 @@ def custom_config(
     digest.update(path.stem.encode() + b'\0' + hashlib.sha256(path.read_bytes()).digest())
   base = TrajcrossConfig(name='custom', source='custom', files=('-',), options=options)
   fields = {f: overrides.get(f, getattr(base, f)) for f in _OVERRIDABLE}
-  digest.update(json.dumps([dataclasses.asdict(options), fields], sort_keys=True).encode())
+  named = {f: v for f, v in fields.items() if f != 'hard'}
+  if fields['hard'].active:  # Only then: the names of plain custom datasets stay as they were.
+    named['hard'] = dataclasses.asdict(fields['hard'])
+  digest.update(json.dumps([dataclasses.asdict(options), named], sort_keys=True).encode())
   return dataclasses.replace(
     base,
     name=f'custom-{digest.hexdigest()[:12]}',
@@ -243,12 +280,20 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
   def _info(self) -> tfds.core.DatasetInfo:
     config = self.builder_config
     length, size = config.window_length, config.image_size
+    track = {}
+    if config.hard.active:  # The true track, for re-drawing training images by the same rules.
+      track['track'] = tfds.features.Tensor(
+        shape=(length, 2), dtype=np.float32, doc='The track the image shows, metres.'
+      )
     return self.dataset_info_from_configs(
       features=tfds.features.FeaturesDict(
         {
           'trajectory': tfds.features.Tensor(
-            shape=(length, 2), dtype=np.float32, doc='Points (x, y) in metres.'
+            shape=(length, 2),
+            dtype=np.float32,
+            doc='Points (x, y) in metres (hard configs: a noisy observation of the track).',
           ),
+          **track,
           # zlib: a line image is mostly zeros (4 KB -> a few hundred bytes). Without
           # TensorFlow, tfds holds a split's serialised examples in memory and cannot spill past
           # 1 GB, so compression is what lets a split hold millions of pairs.
@@ -360,7 +405,8 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
   ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Draws each trajectory's image (PROTOCOL.md section 4), rendering in vectorised chunks."""
     config = self.builder_config
-    chunk = render.chunk_size(config.window_length, config.image_size)
+    size = config.image_size
+    chunk = render.chunk_size(config.window_length, size)
     for start in range(0, len(examples), chunk):
       part = examples.take(np.arange(start, min(start + chunk, len(examples))))
       params = [
@@ -371,16 +417,32 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
       ]
       image_windows = np.stack([window for window, _ in params])
       widths = np.array([width for _, width in params])
-      images = render.to_uint8(
-        render.render_polylines(part.xy, image_windows, widths, size=config.image_size)
-      )
+      observed = part.xy
+      if config.hard.active:
+        draws = hard_lib.stack_draws(
+          [
+            hard_lib.example_draws(
+              config.seed, file_codes[source], ped_id, frame, config.window_length, size
+            )
+            for source, ped_id, frame in zip(
+              part.source, part.ped_id, part.start_frame, strict=True
+            )
+          ]
+        )
+        drawn = hard_lib.draw(part.xy, image_windows, widths, config.hard, draws, size)
+        observed = hard_lib.observe(part.xy, config.hard, draws)
+      else:
+        drawn = render.render_polylines(part.xy, image_windows, widths, size=size)
+      images = render.to_uint8(drawn)
       boxes = render.box_from_windows(image_windows)
       for i in range(len(part)):
         source, ped_id, frame = str(part.source[i]), int(part.ped_id[i]), int(part.start_frame[i])
+        track = {'track': part.xy[i].astype(np.float32)} if config.hard.active else {}
         yield (
           f'{source}_{ped_id}_{frame}',
           {
-            'trajectory': part.xy[i].astype(np.float32),
+            'trajectory': observed[i].astype(np.float32),
+            **track,
             'image': images[i, :, :, None],
             'box': boxes[i].astype(np.float32),
             'line_width': widths[i],

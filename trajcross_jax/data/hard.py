@@ -1,4 +1,4 @@
-"""The hard protocol's rules: noisy tracks and images drawn another way (work in progress).
+"""The hard protocol's rules: noisy tracks and images drawn another way.
 
 On the paper protocol every image is the project's rasteriser's drawing of its own trajectory,
 so re-drawing each trajectory in each box finds its image every time (render_reference.py: top@1
@@ -13,7 +13,11 @@ so re-drawing each trajectory in each box finds its image every time (render_ref
 The maths is written once for numpy (the dataset builder) and jax.numpy (re-drawing training
 images on the device), as render.py is: every random quantity comes in as a unit draw
 (`unit_draws` for numpy, `unit_draws_jax` for a JAX key), so the two back ends compute the same
-function of the same draws.
+function of the same draws. The builder keys each example's draws by the same (seed, recording,
+pedestrian, first frame) as its image window (`example_draws`), so a build is reproducible and
+independent of the order and chunking of examples.
+
+The `univ_hard` and `synthetic_hard` configs of the builder apply `HARD`.
 """
 
 import dataclasses
@@ -65,6 +69,32 @@ class HardOptions:
   def active(self) -> bool:
     """Whether any rule departs from the paper protocol."""
     return self != HardOptions()
+
+
+# No hard rule: the paper protocol.
+PAPER = HardOptions()
+# The rules of the builder's '_hard' configs. Metres and pixels are those of univ: a window of
+# 20 points spans about 5-10 m, so an image pixel is about 0.1-0.3 m.
+HARD = HardOptions(
+  noise_m=0.2, drift_m=0.5, renderer='dots', blur_px=1.0, pixel_noise=12.0, background=40.0
+)
+# The last entry of the seed of an example's hard draws: render.draw_image_params seeds its
+# window and width with the first four, so the two streams differ.
+_STREAM = 1
+
+
+def example_draws(
+  seed: int, file_code: int, ped_id: int, first_frame: int, points: int, size: int
+) -> dict:
+  """One example's unit draws (a batch of one), keyed like render.draw_image_params."""
+  return unit_draws(
+    np.random.default_rng([seed, file_code, ped_id, first_frame, _STREAM]), 1, points, size
+  )
+
+
+def stack_draws(draws: list[dict]) -> dict:
+  """Examples' draws (each a batch of one) as one batch."""
+  return {k: np.concatenate([d[k] for d in draws]) for k in draws[0]}
 
 
 def unit_draws(rng: np.random.Generator, batch: int, points: int, size: int) -> dict:

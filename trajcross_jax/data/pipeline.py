@@ -6,6 +6,7 @@ global step to the indices of its batch. The order is therefore a pure function 
 (seed, step): resuming at step s gives exactly the batches an uninterrupted run would.
 """
 
+import dataclasses
 import functools
 from collections.abc import Iterator
 from typing import Protocol
@@ -17,7 +18,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from trajcross_jax.data import builder as builder_lib
-from trajcross_jax.data import custom, geo
+from trajcross_jax.data import custom, geo, hard
 from trajcross_jax.data import normalisation as normalisation_lib
 
 # The features the models consume; the others (source, ped_id, ...) trace an example back.
@@ -73,13 +74,25 @@ def get_builder(data: ml_collections.ConfigDict) -> tfds.core.DatasetBuilder:
     stride=data.stride,
     train_size=data.train_size,
     test_size=data.test_size,
+    hard=hard_options(data),
   )
   if data.name == 'custom':
     config = builder_lib.custom_config(data.files, custom_options(data), **common)
     return builder_lib.Trajcross(config=config, data_dir=data.data_dir)
-  if data.name == 'synthetic':
+  if builder_lib.registered(data.name).source == 'synthetic':
     common.update(plaza=tuple(data.plaza), origin=tuple(data.origin))
   return builder_lib.make_builder(data.name, data.data_dir, univ_download=data.download, **common)
+
+
+def hard_options(data: ml_collections.ConfigDict) -> hard.HardOptions:
+  """The dataset's hard rules: its registered config's, with the fields config.data.hard sets.
+
+  Raises:
+    ValueError: a rule's value is out of range (the message names the rule).
+  """
+  base = hard.HardOptions() if data.name == 'custom' else builder_lib.registered(data.name).hard
+  changes = {k: v for k, v in (data.get('hard') or {}).items() if v is not None}
+  return dataclasses.replace(base, **changes)
 
 
 def custom_options(data: ml_collections.ConfigDict) -> custom.Options:

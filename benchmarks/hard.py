@@ -1,0 +1,162 @@
+"""The hard protocol (README "The hard protocol"): the shortcut, the learned model, robustness.
+
+  python -m benchmarks.hard [--clean_workdir=runs/reproduce/default/seed0] [--runs_dir=runs/hard]
+
+1. configs/default.py trained on `univ_hard` (RUNS_DIR/univ_hard/seed0), unless it has finished
+   before (its eval/results.json exists); --clean_workdir is the same config trained on `univ`.
+2. The protocols: `univ`, `univ_hard`, and `univ` with each of univ_hard's rules alone (e.g.
+   'univ-noise_m0.2'), so that each rule's effect is measured by itself.
+3. On each protocol: the re-draw reference (analysis by synthesis, trajcross_jax/
+   render_reference.py) and the clean model, the bi-encoder and its two stages
+   (--config.eval.results: the runs' own results files stay as they are); the hard model on
+   `univ` and `univ_hard`. Each measurement is kept in RUNS_DIR and not repeated.
+4. benchmarks/results/hard.json (`rows`: protocol, method, trained_on, traj2img / img2traj
+   top@1/5/10), hard.md, and hard_preview.png (pairs of univ_hard's test split).
+"""
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app, flags, logging
+
+from benchmarks import machine
+from benchmarks import render_reference as reference_lib
+from trajcross_jax.data import hard as hard_lib
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / 'benchmarks' / 'results'
+# (dataset, config.data.hard fields): univ, univ_hard, and univ with each hard rule alone.
+PROTOCOLS = (
+  ('univ', {}),
+  ('univ_hard', {}),
+  *(
+    ('univ', {k: v})
+    for k, v in dataclasses.asdict(hard_lib.HARD).items()
+    if v != getattr(hard_lib.PAPER, k)
+  ),
+)
+TOP_K = ('top@1', 'top@5', 'top@10')
+
+_CLEAN = flags.DEFINE_string(
+  'clean_workdir',
+  str(REPO / 'runs' / 'reproduce' / 'default' / 'seed0'),
+  'A configs/default.py run on univ (benchmarks.reproduce --configs default).',
+)
+_RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'hard'), 'Work root.')
+
+
+def _main(*args: str) -> None:
+  cmd = [sys.executable, '-m', 'trajcross_jax.main', '--config=configs/default.py', *args]
+  logging.info('%s', ' '.join(cmd))
+  subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def _name(dataset: str, hard: dict) -> str:
+  return '-'.join(
+    [dataset, *(f'{k}{v:g}' if isinstance(v, float) else f'{k}{v}' for k, v in hard.items())]
+  )
+
+
+def reference_rows(runs: pathlib.Path, protocols) -> list[dict]:
+  """The re-draw reference on each protocol (each measured once, then read back)."""
+  rows = []
+  for dataset, hard in protocols:
+    out = runs / 'reference' / f'{_name(dataset, hard)}.json'
+    if not out.exists():
+      out.parent.mkdir(parents=True, exist_ok=True)
+      out.write_text(json.dumps(reference_lib.row(dataset, hard), indent=2))
+    rows.append(json.loads(out.read_text()))
+  return rows
+
+
+def model_rows(workdir: pathlib.Path, trained_on: str, runs: pathlib.Path, protocols) -> list[dict]:
+  """The model of `workdir` on each protocol: the bi-encoder, and its two stages."""
+  rows = []
+  for dataset, hard in protocols:
+    out = runs / 'eval' / f'{trained_on}-on-{_name(dataset, hard)}.json'
+    if not out.exists():
+      out.parent.mkdir(parents=True, exist_ok=True)
+      _main(
+        f'--workdir={workdir}',
+        '--mode=eval',
+        f'--config.data.name={dataset}',
+        *(f'--config.data.hard.{k}={v}' for k, v in hard.items()),
+        f'--config.eval.results={out}',
+      )
+    results = json.loads(out.read_text())
+    protocol = results['dataset'].split('/')[1]  # trajcross/<config>/<version>
+    stages = [('trajcross', results)]
+    if 'reranked' in results:
+      stages.append(('trajcross+rerank', results['reranked']))
+    for method, r in stages:
+      rows.append(
+        {
+          'protocol': protocol,
+          'method': method,
+          'trained_on': trained_on,
+          'num_test': results['num_test'],
+          'step': results['step'],
+          **{d: {k: r[d][k] for k in TOP_K} for d in ('traj2img', 'img2traj')},
+        }
+      )
+  return rows
+
+
+def preview(path: pathlib.Path) -> None:
+  """16 pairs of univ_hard's test split: each noisy trajectory over its image."""
+  from configs import default
+  from trajcross_jax.data import preview as preview_lib
+
+  config = default.get_config()
+  config.data.name = 'univ_hard'
+  with tempfile.TemporaryDirectory() as tmp:
+    shutil.copy(preview_lib.write_preview(config.data, tmp, 'test'), path)
+
+
+def table(record: dict) -> str:
+  lines = [
+    f"Command: `{record['command']}`. Top@1 / 5 / 10 (%) on each protocol's test split "
+    '(2,379 pairs); `trained on` names the dataset a model trained on.',
+    '',
+    '| protocol | method | trained on | traj->img | img->traj |',
+    '| --- | --- | --- | --- | --- |',
+  ]
+  for r in record['rows']:
+    cells = [' / '.join(f'{r[d][k]:.1f}' for k in TOP_K) for d in ('traj2img', 'img2traj')]
+    lines.append(
+      f'| {r["protocol"]} | {r["method"]} | {r["trained_on"] or "-"} | {cells[0]} | {cells[1]} |'
+    )
+  return '\n'.join(lines) + '\n'
+
+
+def main(argv):
+  del argv
+  runs = pathlib.Path(_RUNS_DIR.value).absolute()
+  hard_workdir = runs / 'univ_hard' / 'seed0'
+  if not (hard_workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
+    _main(f'--workdir={hard_workdir}', '--config.data.name=univ_hard')
+  rows = reference_rows(runs, PROTOCOLS)
+  rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
+  rows += model_rows(hard_workdir, 'univ_hard', runs, PROTOCOLS[:2])
+  record = {
+    'command': 'python -m benchmarks.hard',
+    'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    'machine': machine.describe(),
+    'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir)},
+    'rows': rows,
+  }
+  RESULTS.mkdir(parents=True, exist_ok=True)
+  (RESULTS / 'hard.json').write_text(json.dumps(record, indent=2) + '\n')
+  (RESULTS / 'hard.md').write_text(table(record))
+  preview(RESULTS / 'hard_preview.png')
+  print(table(record))
+
+
+if __name__ == '__main__':
+  app.run(main)
