@@ -56,15 +56,43 @@ NAMES = {
 }
 
 
-def load_runs(runs_dir: pathlib.Path) -> dict[str, list[dict]]:
-  """{config name: [finished run records, by seed]} (a baseline's name without 'baselines/')."""
-  runs: dict[str, list[dict]] = {}
+def load_runs(
+  runs_dir: pathlib.Path, committed: pathlib.Path | None = None
+) -> dict[str, list[dict]]:
+  """{config name: [finished run records, by seed]} (a baseline's name without 'baselines/').
+
+  The runs of `runs_dir` (workdirs: run_info.json, eval/results.json) and, for the (config,
+  seed) pairs not there, those committed under `committed` (COMMITTED/<config>/seed<k>/
+  results.json and run_info.json, written by `commit_run`), so that a table can be completed
+  across machines and days.
+  """
+  found: dict[tuple[str, int], dict] = {}
   for info_file in sorted(runs_dir.glob('**/seed*/run_info.json')):
     info = json.loads(info_file.read_text())
     results = json.loads((info_file.parent / 'eval' / 'results.json').read_text())
-    name = info['config'].removeprefix('baselines/')
-    runs.setdefault(name, []).append(dict(results, **info, workdir=str(info_file.parent)))
+    found[info['config'], info['seed']] = dict(results, **info, workdir=str(info_file.parent))
+  if committed is not None:
+    for info_file in sorted(committed.glob('**/seed*/run_info.json')):
+      info = json.loads(info_file.read_text())
+      if (info['config'], info['seed']) not in found:
+        results = json.loads((info_file.parent / 'results.json').read_text())
+        found[info['config'], info['seed']] = dict(results, **info, workdir=str(info_file.parent))
+  runs: dict[str, list[dict]] = {}
+  for (config, _seed), record in sorted(found.items()):
+    runs.setdefault(config.removeprefix('baselines/'), []).append(record)
   return runs
+
+
+def commit_run(workdir: pathlib.Path, info: dict, committed: pathlib.Path) -> pathlib.Path:
+  """Copies a finished run's results.json and run_info.json (a few KB) to
+  COMMITTED/<config>/seed<k>/, with the time it took to pass the paper's row, which a
+  committed run cannot read from its metrics.jsonl later."""
+  out = committed / info['config'] / f'seed{info["seed"]}'
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'results.json').write_text((workdir / 'eval' / 'results.json').read_text())
+  info = dict(info, time_to_paper=time_to_paper(str(workdir)))
+  (out / 'run_info.json').write_text(json.dumps(info, indent=2) + '\n')
+  return out
 
 
 def summary(records: list[dict]) -> dict:
@@ -196,7 +224,7 @@ def write_headline(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
   if reranked_records(records):
     by_name['default_reranked'] = reranked_records(records)
   summaries = {name: summary(rs) for name, rs in by_name.items()}
-  reached = [time_to_paper(r['workdir']) for r in records]
+  reached = [r.get('time_to_paper') or time_to_paper(r['workdir']) for r in records]
   headline = dict(records[0], summary=summaries['default'], time_to_paper=reached)
   if 'default_reranked' in summaries:
     headline['summary_reranked'] = summaries['default_reranked']

@@ -6,8 +6,11 @@
   python -m benchmarks.reproduce --table1             # Table I: the baselines and TRAJCROSS
 
 Each (config, seed) runs `python -m trajcross_jax.main` in its own workdir
-(RUNS_DIR/<config>/seed<k>); a run whose results.json exists is skipped, and an unfinished one
-resumes from its checkpoint, so a stopped reproduction continues where it stopped. Then the
+(RUNS_DIR/<config>/seed<k>); a run that finished before is skipped, and an unfinished one
+resumes from its checkpoint, so a stopped reproduction continues where it stopped. A finished
+run without --override also has its results.json and run_info.json copied to
+benchmarks/results/runs/<config>/seed<k>/ (commit them), and a run found there is skipped too:
+a table is built up across machines and days from the committed runs. Then the
 results files of the suite (Table I with --table1; else Table II / Fig. 3 and, when the default
 config ran at its own budget, the headline trajcross.json) are rewritten from every finished
 run in RUNS_DIR, and the README's generated results section from the results files. Extra
@@ -25,6 +28,7 @@ from absl import app, flags, logging
 from benchmarks import machine, report
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+COMMITTED = REPO / 'benchmarks' / 'results' / 'runs'
 
 VARIANTS = ('default', 'nogan', 'noxy', 'onlytraj', 'trajcnn')
 BASELINES = tuple(f'baselines/{n}' for n in report.BASELINE_NAMES)
@@ -43,8 +47,9 @@ _WRITE_README = flags.DEFINE_bool('write_readme', True, "Rewrite the README's re
 def run_one(config: str, seed: int) -> pathlib.Path:
   """Trains and evaluates one (config, seed), unless it has finished before."""
   workdir = pathlib.Path(_RUNS_DIR.value).absolute() / config / f'seed{seed}'
-  if (workdir / 'run_info.json').exists():
-    logging.info('%s seed %d: finished before, skipped (%s)', config, seed, workdir)
+  committed = COMMITTED / config / f'seed{seed}' / 'run_info.json'
+  if (workdir / 'run_info.json').exists() or (committed.exists() and not _OVERRIDES.value):
+    logging.info('%s seed %d: finished before, skipped', config, seed)
     return workdir
   cmd = [
     sys.executable,
@@ -72,6 +77,8 @@ def run_one(config: str, seed: int) -> pathlib.Path:
   }
   # Written last: its presence marks the run finished (a resumed run's wall time is its last leg).
   (workdir / 'run_info.json').write_text(json.dumps(info, indent=2) + '\n')
+  if not _OVERRIDES.value:  # Overridden runs are experiments, not the tables' runs.
+    logging.info('committed as %s', report.commit_run(workdir, info, COMMITTED))
   return workdir
 
 
@@ -85,7 +92,8 @@ def main(argv):
         raise app.UsageError(f'no config configs/{config}.py')
       for seed in seeds:
         run_one(config, seed)
-  runs = report.load_runs(pathlib.Path(_RUNS_DIR.value))
+  committed = None if _OVERRIDES.value else COMMITTED
+  runs = report.load_runs(pathlib.Path(_RUNS_DIR.value), committed)
   written = []
   if _TABLE1.value:
     written += report.write_table1(runs)
