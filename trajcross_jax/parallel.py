@@ -203,10 +203,12 @@ def micro_batches(n: int, devices: int, per_device: int) -> int:
   """
   if per_device <= 0 or n % devices:
     return 1
-  chunks = max(1, n // (devices * per_device))
-  while (n // devices) % chunks:
-    chunks -= 1
-  return chunks
+  return largest_divisor(n // devices, max(1, n // (devices * per_device)))
+
+
+def largest_divisor(n: int, at_most: int) -> int:
+  """The largest divisor of n (>= 1) that is at most `at_most` (>= 1)."""
+  return max(d for d in range(1, min(at_most, n) + 1) if n % d == 0)
 
 
 def in_micro_batches(fn: Callable[..., jax.Array], per_device: int, devices: int):

@@ -92,8 +92,7 @@ class ExactIndex:
 
 def blocks_per_step(blocks: int, block: int, queries: int) -> int:
   """The most blocks (a divisor of `blocks`) whose scores for `queries` fit SCORE_BYTES."""
-  fit = max(SCORE_BYTES // (4 * block * queries), 1)
-  return max(g for g in range(1, min(fit, blocks) + 1) if blocks % g == 0)
+  return parallel.largest_divisor(blocks, max(SCORE_BYTES // (4 * block * queries), 1))
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4))
