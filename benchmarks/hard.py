@@ -27,6 +27,7 @@ from absl import app, flags, logging
 
 from benchmarks import machine
 from benchmarks import render_reference as reference_lib
+from trajcross_jax.data import builder as builder_lib
 from trajcross_jax.data import hard as hard_lib
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -58,9 +59,9 @@ def _main(*args: str) -> None:
 
 
 def _name(dataset: str, hard: dict) -> str:
-  return '-'.join(
-    [dataset, *(f'{k}{v:g}' if isinstance(v, float) else f'{k}{v}' for k, v in hard.items())]
-  )
+  """The built config's name (the builder's naming): 'univ', 'univ-noise_m0.2', ..."""
+  rules = dataclasses.replace(builder_lib.registered(dataset).hard, **hard)
+  return builder_lib.builder_config(dataset, hard=rules).name
 
 
 def reference_rows(runs: pathlib.Path, protocols) -> list[dict]:
