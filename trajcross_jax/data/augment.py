@@ -27,12 +27,12 @@ def redraw_images(
     (image (B, S, S, 1) uint8, box (B, 4) float32, trajectory (B, M, 2)): the trajectory is the
     one given when no hard rule applies.
   """
+  if hard.active:  # The paper protocol's draws stay those of `key` itself.
+    key, key_draws = jax.random.split(key)
+  windows, widths = render.sample_image_params(key, trajectory)
   if not hard.active:
-    windows, widths = render.sample_image_params(key, trajectory)
     intensity = render.render_polylines(trajectory, windows, widths, size=image_size, xp=jnp)
   else:
-    key, key_draws = jax.random.split(key)
-    windows, widths = render.sample_image_params(key, trajectory)
     draws = hard_lib.unit_draws_jax(key_draws, *trajectory.shape[:2], image_size)
     intensity = hard_lib.draw(trajectory, windows, widths, hard, draws, image_size, xp=jnp)
     trajectory = hard_lib.observe(trajectory, hard, draws, xp=jnp)

@@ -90,7 +90,7 @@ def hard_options(data: ml_collections.ConfigDict) -> hard.HardOptions:
   Raises:
     ValueError: a rule's value is out of range (the message names the rule).
   """
-  base = hard.HardOptions() if data.name == 'custom' else builder_lib.registered(data.name).hard
+  base = hard.PAPER if data.name == 'custom' else builder_lib.registered(data.name).hard
   changes = {k: v for k, v in (data.get('hard') or {}).items() if v is not None}
   return dataclasses.replace(base, **changes)
 
