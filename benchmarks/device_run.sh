@@ -45,7 +45,7 @@ timeout "${T_RUN:-170}" python3 -m benchmarks.reproduce --configs default --runs
   --data_dir="$W/tfds" --nowrite_readme 2>&1 | grep -v 'pairs_per_s' | tail -40
 R="$W/reproduce/default/seed0"
 mkdir -p "$W/results/default_seed0"
-cp "$R"/metrics.jsonl "$R"/results.json "$R"/run_info.json "$W/results/default_seed0/" 2>/dev/null
+cp "$R"/metrics.jsonl "$R"/eval/results.json "$R"/run_info.json "$W/results/default_seed0/" 2>/dev/null
 pack
 
 stamp 'search_speed'
