@@ -6,10 +6,12 @@
    before (its eval/results.json exists); --clean_workdir is the same config trained on `univ`.
 2. The protocols: `univ`, `univ_hard`, and `univ` with each of univ_hard's rules alone (e.g.
    'univ-noise_m0.2'), so that each rule's effect is measured by itself.
-3. On each protocol: the re-draw reference (analysis by synthesis, trajcross_jax/
+3. On each protocol: the noise oracle (the ceiling of the noise rules, trajcross_jax/
+   noise_oracle.py), the re-draw reference (analysis by synthesis, trajcross_jax/
    render_reference.py) and the clean model, the bi-encoder and its two stages
    (--config.eval.results: the runs' own results files stay as they are); the hard model on
-   `univ` and `univ_hard`. Each measurement is kept in RUNS_DIR and not repeated.
+   `univ` and `univ_hard`; the oracle also at the noise sizes univ_hard first had (FIRST_SIZES).
+   Each measurement is kept in RUNS_DIR and not repeated.
 4. benchmarks/results/hard.json (`rows`: protocol, method, trained_on, traj2img / img2traj
    top@1/5/10), hard.md, and hard_preview.png (pairs of univ_hard's test split).
 """
@@ -27,6 +29,7 @@ from absl import app, flags, logging
 
 from benchmarks import machine
 from benchmarks import render_reference as reference_lib
+from trajcross_jax import noise_oracle
 from trajcross_jax.data import builder as builder_lib
 from trajcross_jax.data import hard as hard_lib
 
@@ -42,6 +45,8 @@ PROTOCOLS = (
     if v != getattr(hard_lib.PAPER, k)
   ),
 )
+# univ_hard's first noise sizes (trajcross_jax 1.1.0 datasets), where the oracle is measured too.
+FIRST_SIZES = (('univ', {'noise_m': 0.2, 'drift_m': 0.5}),)
 TOP_K = ('top@1', 'top@5', 'top@10')
 
 _CLEAN = flags.DEFINE_string(
@@ -72,6 +77,31 @@ def reference_rows(runs: pathlib.Path, protocols) -> list[dict]:
     if not out.exists():
       out.parent.mkdir(parents=True, exist_ok=True)
       out.write_text(json.dumps(reference_lib.row(dataset, hard), indent=2))
+    rows.append(json.loads(out.read_text()))
+  return rows
+
+
+def oracle_rows(runs: pathlib.Path, protocols) -> list[dict]:
+  """The noise oracle on each protocol (each measured once, then read back)."""
+  rows = []
+  for dataset, hard in protocols:
+    out = runs / 'oracle' / f'{_name(dataset, hard)}.json'
+    if not out.exists():
+      results = noise_oracle.split_results(reference_lib.protocol_config(dataset, hard))
+      out.parent.mkdir(parents=True, exist_ok=True)
+      out.write_text(
+        json.dumps(
+          {
+            'protocol': results['dataset'].split('/')[1],
+            'method': 'noise_oracle',
+            'trained_on': None,
+            'num_test': results['num_test'],
+            **{d: {k: results[d][k] for k in TOP_K} for d in ('traj2img', 'img2traj')},
+            'seconds': results['seconds'],
+          },
+          indent=2,
+        )
+      )
     rows.append(json.loads(out.read_text()))
   return rows
 
@@ -142,7 +172,8 @@ def main(argv):
   hard_workdir = runs / 'univ_hard' / 'seed0'
   if not (hard_workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
     _main(f'--workdir={hard_workdir}', '--config.data.name=univ_hard')
-  rows = reference_rows(runs, PROTOCOLS)
+  rows = oracle_rows(runs, PROTOCOLS + FIRST_SIZES)
+  rows += reference_rows(runs, PROTOCOLS)
   rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
   rows += model_rows(hard_workdir, 'univ_hard', runs, PROTOCOLS[:2])
   record = {

@@ -13,6 +13,7 @@ import json
 import pathlib
 import time
 
+import ml_collections
 from absl import app, flags
 
 from benchmarks import machine
@@ -29,16 +30,22 @@ _OUTPUT = flags.DEFINE_string(
 KEEP = ('top@1', 'top@5', 'top@10', 'mean_rank', 'top@1_near_dup', 'top@1_no_near_dup')
 
 
-def row(dataset: str, hard: dict | None = None) -> dict:
-  """The reference's metrics on `dataset`'s test split (`hard`: config.data.hard fields set).
-
-  `protocol` is the built config's name: the dataset's, or e.g. 'univ-noise_m0.2' with a rule.
-  """
+def protocol_config(dataset: str, hard: dict | None = None) -> ml_collections.ConfigDict:
+  """configs/default.py on `dataset`'s test split, with the config.data.hard fields `hard`."""
   config = default.get_config()
   config.data.name = dataset
   config.data.data_dir = _DATA_DIR.value
   config.data.hard.update(hard or {})
   config.eval.split = 'test'
+  return config
+
+
+def row(dataset: str, hard: dict | None = None) -> dict:
+  """The reference's metrics on `dataset`'s test split (`hard`: config.data.hard fields set).
+
+  `protocol` is the built config's name: the dataset's, or e.g. 'univ-noise_m0.2' with a rule.
+  """
+  config = protocol_config(dataset, hard)
   results = render_reference.split_results(config)
   return {
     'protocol': pipeline.get_builder(config.data).builder_config.name,

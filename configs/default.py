@@ -41,6 +41,8 @@ def get_config() -> ml_collections.ConfigDict:
   hard.blur_px = ml_collections.config_dict.placeholder(float)  # Gaussian blur, pixels.
   hard.pixel_noise = ml_collections.config_dict.placeholder(float)  # 0-255 levels.
   hard.background = ml_collections.config_dict.placeholder(float)  # Texture amplitude, levels.
+  hard.crowd = ml_collections.config_dict.placeholder(float)  # Other paths' brightness, [0, 1).
+  hard.resample_step = ml_collections.config_dict.placeholder(float)  # Image's time step; 0 off.
   data.in_memory = True  # Hold a split in host memory; False streams it from disk with grain.
   data.num_threads = 4  # grain read threads when streaming.
 

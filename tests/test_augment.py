@@ -27,14 +27,22 @@ def test_redrawn_images_follow_the_protocol_and_vary_with_the_key(tiny_batch):
   assert not np.array_equal(np.asarray(image), np.asarray(image2))
 
 
+def _crowd(track, slots=hard.CROWD_SLOTS):
+  """One other path per example, 0.5 m beside its track; the other slots empty (NaN)."""
+  crowd = np.full((len(track), slots) + track.shape[1:], np.nan, np.float32)
+  crowd[:, 0] = track + 0.5
+  return crowd
+
+
 def test_hard_redraws_draw_the_track_by_the_rules_and_observe_it_afresh(tiny_batch):
   track = tiny_batch['trajectory']
+  crowd = _crowd(track)
   redraw = jax.jit(augment.redraw_images, static_argnums=(2, 3))
-  image, box, observed = redraw(jax.random.key(0), track, 64, hard.HARD)
-  _, _, observed2 = redraw(jax.random.key(1), track, 64, hard.HARD)
+  image, box, observed = redraw(jax.random.key(0), track, 64, hard.HARD, crowd=crowd)
+  _, _, observed2 = redraw(jax.random.key(1), track, 64, hard.HARD, crowd=crowd)
   assert image.dtype == np.uint8 and observed.shape == track.shape
   noise = np.asarray(observed) - track
-  assert 0.2 < noise.std() < 2.0  # Noise and drift of HARD's sizes (0.2 m, 0.5 m).
+  assert 0.1 < noise.std() < 1.0  # Noise and drift of HARD's sizes (0.1 m, 0.2 m).
   assert not np.allclose(observed, observed2)  # A fresh observation each draw.
   # The image shows the true track: its box holds every point of it.
   box = np.asarray(box)
@@ -45,8 +53,15 @@ def test_hard_redraws_draw_the_track_by_the_rules_and_observe_it_afresh(tiny_bat
   # negligible background makes the baseline take the hard path, so the draws are the same).
   baseline = dataclasses.replace(hard.PAPER, background=1e-6)
   clean, _, _ = redraw(jax.random.key(0), track, 64, baseline)
-  for rule in ({'renderer': 'dots'}, {'blur_px': 1.0}, {'background': 40.0}):
+  rules = (
+    {'renderer': 'dots'},
+    {'blur_px': 1.0},
+    {'background': 40.0},
+    {'crowd': 0.5},
+    {'resample_step': 1.5},
+  )
+  for rule in rules:
     one = dataclasses.replace(baseline, **rule)
-    drawn, _, kept = redraw(jax.random.key(0), track, 64, one)
+    drawn, _, kept = redraw(jax.random.key(0), track, 64, one, crowd=crowd)
     np.testing.assert_array_equal(kept, track)  # No track rule: no noise.
-    assert np.abs(np.asarray(drawn, float) - np.asarray(clean, float)).mean() > 1.0, rule
+    assert np.abs(np.asarray(drawn, float) - np.asarray(clean, float)).mean() > 0.5, rule

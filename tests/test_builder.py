@@ -89,7 +89,7 @@ class TestDummyData:
     assert features['trajectory'].shape == (20, 2) and features['trajectory'].np_dtype == np.float32
     assert features['image'].shape == (64, 64, 1) and features['image'].np_dtype == np.uint8
     assert features['box'].shape == (4,) and features['box'].np_dtype == np.float32
-    assert built.info.full_name == 'trajcross/univ-train_size6-test_size5/1.1.0'
+    assert built.info.full_name == 'trajcross/univ-train_size6-test_size5/1.2.0'
     assert str(builder.Trajcross.VERSION) in built.info.release_notes
 
   def test_metadata_holds_the_training_split_frame(self, built):

@@ -80,18 +80,32 @@ def test_blur_background_and_pixel_noise_change_the_image_as_described():
 def test_numpy_and_jax_compute_the_same_images_of_the_same_draws():
   points, windows, widths = _tracks(8)
   options = hard.HardOptions(
-    noise_m=0.1, drift_m=0.3, renderer='dots', blur_px=1.0, pixel_noise=5.0, background=20.0
+    noise_m=0.1,
+    drift_m=0.3,
+    renderer='dots',
+    blur_px=1.0,
+    pixel_noise=5.0,
+    background=20.0,
+    crowd=0.4,
+    resample_step=1.5,
   )
+  crowd = np.full((8, 3, 20, 2), np.nan)
+  crowd[:, 0], crowd[:5, 1] = points[::-1] * 0.9 + 1.0, points[:5] + 0.4
   draws = hard.unit_draws(np.random.default_rng(3), 8, 20, 64)
-  expected = hard.draw(hard.observe(points, options, draws), windows, widths, options, draws, 64)
+  observed = hard.observe(points, options, draws)
+  expected = hard.draw(observed, windows, widths, options, draws, 64, crowd=crowd)
   as_jax = {k: jnp.asarray(v, jnp.float32) for k, v in draws.items()}
 
   @jax.jit
-  def on_device(p, w, lw, d):
-    return hard.draw(hard.observe(p, options, d, jnp), w, lw, options, d, 64, jnp)
+  def on_device(p, w, lw, d, c):
+    return hard.draw(hard.observe(p, options, d, jnp), w, lw, options, d, 64, jnp, crowd=c)
 
   got = on_device(
-    jnp.asarray(points, jnp.float32), jnp.asarray(windows, jnp.float32), widths, as_jax
+    jnp.asarray(points, jnp.float32),
+    jnp.asarray(windows, jnp.float32),
+    widths,
+    as_jax,
+    jnp.asarray(crowd, jnp.float32),
   )
   np.testing.assert_allclose(np.asarray(got), expected, atol=0.05)
   shapes = {k: v.shape for k, v in hard.unit_draws_jax(jax.random.key(0), 8, 20, 64).items()}
@@ -109,9 +123,86 @@ def test_the_same_seed_gives_the_same_bytes():
   assert images[0].tobytes() == images[1].tobytes()
 
 
+def test_resampling_takes_the_track_at_other_times():
+  points = np.cumsum(np.random.default_rng(4).normal(0.3, 0.2, (2, 20, 2)), axis=1)
+  np.testing.assert_allclose(hard.resample(points, 1.0, np.zeros(2)), points)
+  np.testing.assert_allclose(hard.resample(points, 2.0, np.zeros(2)), points[:, ::2])
+  halves = hard.resample(points, 1.0, np.full(2, 0.5))
+  np.testing.assert_allclose(halves[:, :-1], (points[:, :-1] + points[:, 1:]) / 2)
+  np.testing.assert_allclose(halves[:, -1], points[:, -1])  # Past the end: held at the last.
+  assert hard.resampled_length(20, 1.5) == 13 and hard.resampled_length(20, 0.5) == 39
+  assert hard.resample(points, 1.5, np.full(2, 0.9)).shape == (2, 13, 2)
+  # The dots renderer then draws other points than the trajectory's.
+  windows = np.array([render.draw_image_params(p, 0, 1, i, 0)[0] for i, p in enumerate(points)])
+  draws = hard.unit_draws(np.random.default_rng(5), 2, 20, 64)
+  options = hard.HardOptions(renderer='dots')
+  plain = hard.draw(points, windows, [1, 1], options, draws, 64)
+  moved = hard.draw(
+    points, windows, [1, 1], hard.HardOptions(renderer='dots', resample_step=1.5), draws, 64
+  )
+  assert np.abs(plain - moved).mean() > 1.0
+
+
+def test_the_crowd_is_drawn_fainter_and_only_where_there_is_one():
+  points = np.array([[[1.0, 1.0], [3.0, 1.0]]])  # A horizontal path at y = 1 m.
+  crowd = np.full((1, 3, 2, 2), np.nan)
+  crowd[0, 0] = [[2.0, 0.2], [2.0, 3.8]]  # A vertical one at x = 2 m, crossing it.
+  windows = np.array([[0.0, 0.0, 4.0]])  # 16 pixels a metre at 64 pixels.
+  draws = hard.unit_draws(np.random.default_rng(6), 1, 2, 64)
+  options = hard.HardOptions(crowd=0.5)
+  image = hard.draw(points, windows, [2], options, draws, 64, crowd=crowd)[0]
+  alone = hard.draw(points, windows, [2], hard.PAPER, draws, 64)[0]
+  row, column = 64 - 16, 32  # y = 1 m, x = 2 m: where they cross.
+  assert image[row, column] == 255  # The paired path stays the brightest.
+  assert image[10, column] == pytest.approx(127.5)  # The other path at half its brightness,
+  assert alone[10, column] == 0  # where the paired path alone draws nothing.
+  assert image.max() == 255 and np.unique(image[image > 0]).size > 2
+  np.testing.assert_array_equal(image[:, :24], alone[:, :24])  # Nothing else changes,
+  empty = np.full_like(crowd, np.nan)  # and empty slots draw nothing.
+  np.testing.assert_array_equal(
+    hard.draw(points, windows, [2], options, draws, 64, crowd=empty)[0], alone
+  )
+  with pytest.raises(ValueError, match='the crowd rule draws the other paths'):
+    hard.draw(points, windows, [2], options, draws, 64)
+
+
+def test_crowd_paths_are_the_others_seen_in_the_window_nearest_first():
+  from trajcross_jax.data import tracks as tracks_lib
+  from trajcross_jax.data import windows as windows_lib
+
+  def track(ped, first, xy):
+    xy = np.asarray(xy, float)
+    return tracks_lib.Track('rec', ped, first + 10 * np.arange(len(xy)), xy)
+
+  walk = np.stack([np.arange(6.0), np.zeros(6)], axis=-1)
+  tracks = [
+    track(1, 0, walk),  # The example's pedestrian.
+    track(2, 20, walk[:3] + [0, 1.0]),  # Seen during frames 20-40, 1 m away.
+    track(3, 0, walk + [0, 3.0]),  # Seen throughout, 3 m away.
+    track(4, 100, walk),  # Seen after the window: not in the picture.
+    track(1, 200, walk),  # The same pedestrian later: not another one.
+    tracks_lib.Track('other', 5, 10 * np.arange(6), walk),  # Another recording.
+  ]
+  examples = windows_lib.make_windows(tracks[:1], length=5)  # Windows at frames 0 and 10.
+  paths = hard.crowd_paths(tracks, examples, slots=3)
+  assert paths.shape == (2, 3, 5, 2)
+  first = paths[0]
+  # Pedestrian 2 (nearest) held at its first point before frame 20 and its last after 40,
+  expected = np.stack([[0.0, 0, 0, 1, 2], [1.0] * 5], axis=-1)
+  np.testing.assert_allclose(first[0], expected)
+  np.testing.assert_allclose(first[1], walk[:5] + [0, 3.0])  # then pedestrian 3;
+  assert np.isnan(first[2]).all()  # nobody else.
+  np.testing.assert_allclose(paths[1, 1], walk[1:6] + [0, 3.0])  # The next window's frames.
+
+
 @pytest.mark.parametrize(
   'field, value, message',
-  [('renderer', 'spline', 'renderer must be one of'), ('noise_m', -1.0, 'noise_m must be')],
+  [
+    ('renderer', 'spline', 'renderer must be one of'),
+    ('noise_m', -1.0, 'noise_m must be'),
+    ('crowd', 1.0, 'crowd must be below 1'),
+    ('resample_step', -0.5, 'resample_step must be'),
+  ],
 )
 def test_bad_options_are_named(field, value, message):
   with pytest.raises(ValueError, match=message):
@@ -159,6 +250,15 @@ def test_a_hard_build_keeps_the_protocol_boxes_and_changes_the_images(tmp_path):
   np.testing.assert_array_equal(rough['box'], clean['box'])
   assert not np.array_equal(rough['trajectory'], rough['track'])
   assert np.abs(rough['image'].astype(float) - clean['image']).mean() > 10
+  # The other pedestrians the images show: nearest first, then empty slots.
+  crowd = rough['crowd']
+  assert crowd.shape == (64, hard.CROWD_SLOTS, 20, 2) and crowd.dtype == np.float32
+  present = ~np.isnan(crowd[:, :, 0, 0])
+  assert present[:, 0].mean() > 0.9  # univ is crowded: nearly every window shows someone,
+  assert (np.diff(present.astype(int), axis=1) <= 0).all()  # and no gap between slots.
+  approach = np.linalg.norm(crowd - rough['track'][:, None], axis=-1).min(axis=-1)
+  assert (approach[present] > 0).all()  # Never the example's own track.
+  assert (np.diff(np.where(present, approach, np.inf), axis=1) >= -1e-4).all()
 
 
 def test_a_hard_build_is_reproducible_and_its_noise_has_its_sizes(tmp_path):

@@ -109,17 +109,20 @@ def test_a_hard_step_draws_its_pairs_from_the_track(tiny_batch):
       hard=hard.HARD,
     )
   )
-  batch = dict(tiny_batch, track=tiny_batch['trajectory'])
+  track = tiny_batch['trajectory']
+  crowd = np.full((len(track), hard.CROWD_SLOTS) + track.shape[1:], np.nan, np.float32)
+  crowd[:, 0] = track + 0.5  # Another pedestrian beside each one.
+  batch = dict(tiny_batch, track=track, crowd=crowd)
   _, metrics = step(state, batch, jax.random.key(0))
   assert np.isfinite(float(metrics['loss']))
   # The stored trajectory is replaced by a fresh observation of the track: another stored
-  # trajectory gives the same step; another track does not.
+  # trajectory gives the same step; another track, or another crowd, does not.
   other = dict(batch, trajectory=batch['trajectory'][::-1])
   _, same = step(state, other, jax.random.key(0))
   assert float(same['loss']) == float(metrics['loss'])
-  moved = dict(batch, track=batch['track'] + 1.0)
-  _, different = step(state, moved, jax.random.key(0))
-  assert float(different['loss']) != float(metrics['loss'])
+  for changed in ({'track': track + 1.0}, {'crowd': crowd - 1.0}):
+    _, different = step(state, dict(batch, **changed), jax.random.key(0))
+    assert float(different['loss']) != float(metrics['loss']), changed
 
 
 @pytest.mark.parametrize('redraw', [False, True])

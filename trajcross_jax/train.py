@@ -56,14 +56,17 @@ def train_step(
   """One update on a global batch. Pure: the randomness of step s is fold_in(rng, s).
 
   With redraw_images, each pair is drawn again: the image (and box) by the dataset's rules; on a
-  hard dataset (`hard` active) also the trajectory, a fresh observation of the batch's 'track'.
+  hard dataset (`hard` active) also the trajectory, a fresh observation of the batch's 'track'
+  (and with the crowd rule, the batch's 'crowd' paths drawn in the image).
   """
   rng = jax.random.fold_in(rng, state.step)
   rng_draw, rng_loss = jax.random.split(rng)
   if redraw_images:
     shown = batch['track'] if hard.active else batch['trajectory']
-    image, box, trajectory = augment.redraw_images(rng_draw, shown, batch['image'].shape[1], hard)
-    batch = {k: v for k, v in batch.items() if k != 'track'}
+    image, box, trajectory = augment.redraw_images(
+      rng_draw, shown, batch['image'].shape[1], hard, crowd=batch.get('crowd')
+    )
+    batch = {k: v for k, v in batch.items() if k not in ('track', 'crowd')}
     batch = dict(batch, image=image, box=box, trajectory=trajectory)
   grad_fn = jax.value_and_grad(method.loss, has_aux=True)
   progress = jnp.minimum(state.step / max(total_steps, 1), 1.0)
@@ -149,7 +152,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # A hard dataset's training pairs are drawn again from their true tracks (train_step).
   hard = pipeline.hard_options(config.data)
   redraws_hard = config.train.redraw_images and hard.active
-  features = pipeline.MODEL_FEATURES + (('track',) if redraws_hard else ())
+  features = pipeline.MODEL_FEATURES
+  if redraws_hard:  # The true track, and the other paths its images show.
+    features += ('track',) + (('crowd',) if hard.crowd > 0 else ())
   source = pipeline.run_split(builder, 'train', config.data, features=features)
   mesh = parallel.make_mesh()
   batch_size = config.train.batch_size

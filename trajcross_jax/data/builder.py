@@ -35,6 +35,7 @@ from etils import epath
 from trajcross_jax.data import custom, render, synthetic
 from trajcross_jax.data import hard as hard_lib
 from trajcross_jax.data import normalisation as normalisation_lib
+from trajcross_jax.data import tracks as tracks_lib
 from trajcross_jax.data import windows as windows_lib
 
 # SOURCE.md: the univ files as released with Giuliari et al. (ICPR 2020), pinned to one commit.
@@ -86,7 +87,7 @@ class TrajcrossConfig(tfds.core.BuilderConfig):
     options: 'custom' only: how to read, resample and split them.
     hard: the hard protocol's rules (data/hard.py); the default is the paper protocol. When any
       applies, 'trajectory' is the noisy observation and a 'track' feature holds the true track
-      that the image shows.
+      that the image shows; with the crowd rule a 'crowd' feature holds the other paths drawn.
   """
 
   source: str = 'univ'
@@ -146,7 +147,7 @@ BUILDER_CONFIGS = (
     source='univ',
     hard=hard_lib.HARD,
     description="univ's pairs under the hard rules (data/hard.py): noisy tracks, images drawn "
-    'as blurred dots on a textured, noisy background.',
+    "resampled, as blurred dots on a textured, noisy background, with other pedestrians' paths.",
   ),
   TrajcrossConfig(
     name='synthetic_hard',
@@ -256,11 +257,13 @@ def make_builder(
 class Trajcross(tfds.core.GeneratorBasedBuilder):
   """Trajectory <-> image pairs for TRAJCROSS cross-modal retrieval."""
 
-  VERSION = tfds.core.Version('1.1.0')
+  VERSION = tfds.core.Version('1.2.0')
   RELEASE_NOTES = {
     '1.0.0': 'First release: PROTOCOL.md sections 1-4.',
     '1.1.0': 'track_id feature; scene frame (and projection) in the metadata; custom data; '
     'images stored zlib-compressed.',
+    '1.2.0': "The hard rules' crowd (a 'crowd' feature) and resampling; univ_hard's noise "
+    'sizes 0.1 m and 0.2 m (were 0.2 m and 0.5 m). The paper protocol is unchanged.',
   }
   BUILDER_CONFIGS = list(BUILDER_CONFIGS)
   DEFAULT_BUILDER_CONFIG_NAME = 'univ'
@@ -284,6 +287,12 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
     if config.hard.active:  # The true track, for re-drawing training images by the same rules.
       track['track'] = tfds.features.Tensor(
         shape=(length, 2), dtype=np.float32, doc='The track the image shows, metres.'
+      )
+    if config.hard.crowd > 0:  # And the other paths it shows (hard.crowd_paths).
+      track['crowd'] = tfds.features.Tensor(
+        shape=(hard_lib.CROWD_SLOTS, length, 2),
+        dtype=np.float32,
+        doc="Other pedestrians' paths at the trajectory's frames, nearest first; NaN: no one.",
       )
     return self.dataset_info_from_configs(
       features=tfds.features.FeaturesDict(
@@ -324,31 +333,31 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
     if config.source == 'univ':
       paths = self._univ_paths(dl_manager)
       split_files = {'train': windows_lib.TRAIN_FILES, 'test': windows_lib.TEST_FILES}
-      pools = {
-        split: windows_lib.read_pool(
-          {name: paths[name] for name in names}, config.window_length, config.stride
-        )
+      tracks = {
+        split: [t for name in names for t in tracks_lib.read_tracks(paths[name], source=name)]
         for split, names in split_files.items()
       }
       file_codes = windows_lib.FILE_CODES
     elif config.source == 'synthetic':
-      pools = {
-        split: windows_lib.make_windows(
-          synthetic.simulate_tracks(
-            _SYNTHETIC_FILE_CODES[name],
-            config.num_tracks,
-            source=name,
-            plaza=config.plaza,
-            origin=config.origin,
-          ),
-          config.window_length,
-          config.stride,
+      tracks = {
+        split: synthetic.simulate_tracks(
+          _SYNTHETIC_FILE_CODES[name],
+          config.num_tracks,
+          source=name,
+          plaza=config.plaza,
+          origin=config.origin,
         )
         for split, name in _SYNTHETIC_SPLIT_FILES.items()
       }
       file_codes = _SYNTHETIC_FILE_CODES
     else:
-      pools, file_codes, track_ids = self._custom_pools()
+      tracks, file_codes, track_ids = self._custom_tracks()
+    pools = {
+      split: windows_lib.make_windows(part, config.window_length, config.stride)
+      for split, part in tracks.items()
+    }
+    if config.source == 'custom':
+      self._log_pools(tracks, pools)
     sizes = {'train': config.train_size, 'test': config.test_size}
     for split, pool in pools.items():
       if sizes[split] > len(pool) or not len(pool):
@@ -365,23 +374,25 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
     frame = normalisation_lib.from_points(examples['train'].xy)
     self.info.metadata[normalisation_lib.METADATA_KEY] = frame.to_json()
     return {
-      split: self._generate_examples(part, file_codes, track_ids)
+      split: self._generate_examples(part, file_codes, track_ids, tracks[split])
       for split, part in examples.items()
     }
 
-  def _custom_pools(self):
-    """The user's recordings as train and test pools (custom.py), their codes and track ids."""
+  def _custom_tracks(self):
+    """The user's recordings as train and test tracks (custom.py), their codes and track ids."""
     config = self.builder_config
     files = [epath.Path(f) for f in config.files]
     recordings = custom.load(files, config.options)
     if recordings.projection is not None:
       self.info.metadata['projection'] = recordings.projection.to_json()
     parts = custom.split(recordings, files, config.options, config.seed)
-    pools = {
-      split: windows_lib.make_windows(part, config.window_length, config.stride)
-      for split, part in parts.items()
-    }
-    for split, part in parts.items():  # Say what became of the data: short pieces give nothing.
+    file_codes = {f.stem: i for i, f in enumerate(files)}
+    return parts, file_codes, recordings.track_ids
+
+  def _log_pools(self, parts, pools) -> None:
+    """Says what became of the user's data: short pieces give no window."""
+    config = self.builder_config
+    for split, part in parts.items():
       short = sum(len(t) < config.window_length for t in part)
       logging.info(
         '%s: %d gap-free pieces of %d tracks, %d points -> %d windows of %d points '
@@ -394,21 +405,27 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
         config.window_length,
         short,
       )
-    file_codes = {f.stem: i for i, f in enumerate(files)}
-    return pools, file_codes, recordings.track_ids
 
   def _generate_examples(
     self,
     examples: windows_lib.Windows,
     file_codes: Mapping[str, int],
     track_ids: Mapping[tuple[str, int], str] | None,
+    tracks: Sequence[tracks_lib.Track],
   ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Draws each trajectory's image (PROTOCOL.md section 4), rendering in vectorised chunks."""
+    """Draws each trajectory's image (PROTOCOL.md section 4), rendering in vectorised chunks.
+
+    `tracks` are the split's recordings, whose other pedestrians the crowd rule draws."""
     config = self.builder_config
     size = config.image_size
+    crowds = hard_lib.crowd_paths(tracks, examples) if config.hard.crowd > 0 else None
     chunk = render.chunk_size(config.window_length, size)
+    if crowds is not None:  # Each image draws its other paths too.
+      chunk = max(1, chunk // (1 + hard_lib.CROWD_SLOTS))
     for start in range(0, len(examples), chunk):
-      part = examples.take(np.arange(start, min(start + chunk, len(examples))))
+      indices = np.arange(start, min(start + chunk, len(examples)))
+      part = examples.take(indices)
+      crowd = None if crowds is None else crowds[indices]
       params = [
         render.draw_image_params(xy, config.seed, file_codes[source], ped_id, frame)
         for xy, source, ped_id, frame in zip(
@@ -429,7 +446,7 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
             )
           ]
         )
-        drawn = hard_lib.draw(part.xy, image_windows, widths, config.hard, draws, size)
+        drawn = hard_lib.draw(part.xy, image_windows, widths, config.hard, draws, size, crowd=crowd)
         observed = hard_lib.observe(part.xy, config.hard, draws)
       else:
         drawn = render.render_polylines(part.xy, image_windows, widths, size=size)
@@ -438,6 +455,8 @@ class Trajcross(tfds.core.GeneratorBasedBuilder):
       for i in range(len(part)):
         source, ped_id, frame = str(part.source[i]), int(part.ped_id[i]), int(part.start_frame[i])
         track = {'track': part.xy[i].astype(np.float32)} if config.hard.active else {}
+        if crowd is not None:
+          track['crowd'] = crowd[i].astype(np.float32)
         yield (
           f'{source}_{ped_id}_{frame}',
           {

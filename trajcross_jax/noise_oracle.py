@@ -1,0 +1,80 @@
+"""The hard protocol's ceiling under measurement noise: rank by the exact likelihood.
+
+A hard dataset's trajectory is a noisy observation o of the track t its image shows
+(data/hard.py `observe`): per axis, o - t = noise_m e + drift_m (a + tau b), with e, a, b standard
+normal and tau = k / (M - 1), so o - t ~ N(0, C) with
+
+  C = noise_m^2 I + drift_m^2 (1 1^T + tau tau^T).
+
+An oracle that knows every image's true track t_j and this model scores a pair by the posterior
+that o_i was observed from t_j, all tracks equally likely a priori:
+
+  score(i, j) = log N(o_i; t_j, C) - log sum_j' N(o_i; t_j', C).
+
+Per trajectory (a row) this ranks images as the likelihood does, which is the Bayes ranking; per
+image (a column) the normalisation keeps a trajectory that is likely under many tracks from
+outranking the one that is likely only under this one. No method that sees images can know more
+than the oracle (it reads the exact track, where an image shows pixels, dots, blur and other
+paths), so its top@k bounds what the noise rules allow whatever the renderer, and a noise size
+at which even it fails makes a protocol that measures the noise rather than the model. Both
+directions are ranked from the one score matrix with evaluate.py's metrics.
+"""
+
+import time
+from typing import Any
+
+import ml_collections
+import numpy as np
+from scipy import special
+
+from trajcross_jax import evaluate, parallel
+from trajcross_jax.data import hard as hard_lib
+from trajcross_jax.data import pipeline
+
+# A floor on the noise, metres: float32 storage of positions of tens of metres is good to about
+# 1e-5 m, so without any noise rule an observation matches its own track and no other.
+NOISE_FLOOR_M = 1e-3
+
+
+def covariance(points: int, options: hard_lib.HardOptions) -> np.ndarray:
+  """C (M, M): the covariance of o - t along one axis under `options` (see the module doc)."""
+  tau = np.arange(points) / max(points - 1, 1)
+  drift = np.ones((points, points)) + np.outer(tau, tau)
+  noise = max(options.noise_m, NOISE_FLOOR_M) ** 2
+  return noise * np.eye(points) + options.drift_m**2 * drift
+
+
+def scores(observed: np.ndarray, tracks: np.ndarray, options: hard_lib.HardOptions) -> np.ndarray:
+  """(N_o, N_t) log posteriors that observation i (N_o, M, 2) came from track j (N_t, M, 2)."""
+  observed, tracks = np.asarray(observed, np.float64), np.asarray(tracks, np.float64)
+  # Whitening by the Cholesky factor turns the Gaussian's exponent into a squared distance.
+  whiten = np.linalg.inv(np.linalg.cholesky(covariance(observed.shape[1], options)))
+  a = np.einsum('km,nmd->nkd', whiten, observed).reshape(len(observed), -1)
+  b = np.einsum('km,nmd->nkd', whiten, tracks).reshape(len(tracks), -1)
+  squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2 * a @ b.T
+  log_likelihood = -0.5 * squared
+  return log_likelihood - special.logsumexp(log_likelihood, axis=1, keepdims=True)
+
+
+def split_results(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The oracle on config.eval.split of config.data (its dataset built if need be).
+
+  The true tracks are the split's 'track' feature (a hard dataset's), else its trajectories (no
+  noise rule applies).
+  """
+  builder = parallel.chief_first(pipeline.prepare, config.data)
+  options = pipeline.hard_options(config.data)
+  has_track = 'track' in builder.info.features
+  features = pipeline.MODEL_FEATURES + (('track',) if has_track else ())
+  source = pipeline.run_split(builder, config.eval.split, config.data, features=features)
+  data = source.get_batch(np.arange(len(source)))
+  start = time.perf_counter()
+  matrix = scores(data['trajectory'], data['track'] if has_track else data['trajectory'], options)
+  near_dup = evaluate.near_duplicates(data['trajectory'], config.eval.near_duplicate_m)
+  return {
+    'method': 'noise_oracle',
+    'split': config.eval.split,
+    'dataset': builder.info.full_name,
+    'seconds': time.perf_counter() - start,
+    **evaluate.score_metrics(matrix, near_dup),
+  }
