@@ -106,6 +106,9 @@ def get_config() -> ml_collections.ConfigDict:
   rerank.channels = (16, 32, 64, 64)  # Stride-2 3x3 convolutions over the pair's 2 channels.
   rerank.hidden = 64  # The scoring MLP's hidden width.
   rerank.line_width = 2.0  # Pixels: the trajectory's line drawn in the candidate's box.
+  # Draw the training pairs afresh each epoch (the images; on hard datasets the observations too)
+  # rather than train on the stored ones. False: as the committed runs were made.
+  rerank.redraw_images = False
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512  # Embedding batch; the last one is padded and masked.

@@ -41,3 +41,21 @@ def test_committed_runs_complete_the_local_ones(tmp_path):
   )
   assert report.load_runs(local, committed)['default'][0]['traj2img']['top@1'] == 99.0
   assert [r['seed'] for r in report.load_runs(local)['default']] == [0]
+
+
+def test_the_redraw_reference_joins_table1_as_a_row_without_seeds(tmp_path):
+  metrics = {'top@1': 99.0, 'top@5': 100.0, 'top@10': 100.0}
+  rows = [
+    {'protocol': 'synthetic', 'seconds': 5.0, 'traj2img': metrics, 'img2traj': metrics},
+    {'protocol': 'univ', 'seconds': 90.0, 'traj2img': metrics, 'img2traj': dict(metrics)},
+  ]
+  path = tmp_path / 'render_reference.json'
+  path.write_text(json.dumps({'rows': rows}))
+  row = report.reference_summary(path)
+  assert row['seeds'] == [] and row['wall_s'] == [90.0]
+  assert row['img2traj']['top@1'] == {'mean': 99.0, 'std': 0.0}
+  table = report.markdown_table({'render_reference': row}, report.PAPER_TABLE1)
+  assert (
+    '| re-draw reference (knows the renderer; no training) | - | 99.0 / 100.0 / 100.0 |' in table
+  )
+  assert report.reference_summary(tmp_path / 'missing.json') is None

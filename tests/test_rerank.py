@@ -226,3 +226,33 @@ def test_search_reranks_the_head_of_the_index_results(
         np.stack([f['box'] for f in found]),
       )
       np.testing.assert_allclose(cross, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_redrawn_pairs_are_fresh_draws_by_the_dataset_rules(tiny_batch):
+  import jax
+
+  from trajcross_jax.data import hard
+
+  track = tiny_batch['trajectory']
+  crowd = np.full((len(track), hard.CROWD_SLOTS) + track.shape[1:], np.nan, np.float32)
+  crowd[:, 0] = track + 0.4
+  data = dict(tiny_batch, track=track, crowd=crowd)
+  clean = rerank_train.redrawn(data, jax.random.key(0), hard.PAPER, chunk=3)
+  np.testing.assert_array_equal(clean['trajectory'], track)  # The paper protocol keeps it,
+  assert clean['image'].dtype == np.uint8 and clean['image'].shape == tiny_batch['image'].shape
+  assert not np.array_equal(clean['image'], tiny_batch['image'])  # and draws new images.
+  first = rerank_train.redrawn(data, jax.random.key(0), hard.HARD, chunk=3)
+  again = rerank_train.redrawn(data, jax.random.key(1), hard.HARD, chunk=3)
+  assert not np.allclose(first['trajectory'], track)  # A hard dataset observes anew,
+  assert not np.allclose(first['trajectory'], again['trajectory'])  # each time differently.
+  np.testing.assert_array_equal(first['track'], track)  # What it draws from stays.
+
+
+def test_a_reranker_trains_on_redrawn_pairs(trained_workdir, synthetic_data_dir, tmp_path):
+  workdir = tmp_path / 'w'
+  shutil.copytree(trained_workdir, workdir)
+  config = _config(synthetic_data_dir)
+  config.rerank.redraw_images = True
+  reranker = rerank_train.train(config, str(workdir))
+  assert reranker.record['config']['redraw_images'] is True
+  assert Reranker.load(workdir).record['training']['pairs'] == config.data.train_size

@@ -6,6 +6,11 @@ confusions the second stage has to undo (mostly near-duplicates a frame or two a
 the softmax cross-entropy of the partner within its group. The bi-encoder is the workdir's latest
 checkpoint; its parameter hash is recorded, and a re-ranker is refused with another bi-encoder.
 
+With config.rerank.redraw_images every pair is drawn afresh at the start of each epoch, by the
+dataset's rules (augment.py, as the bi-encoder's training does each step): the stored pairs are
+fixed draws, and on a hard dataset a fixed noisy observation per pair is something a cross-encoder
+learns by heart. The candidate pools stay those of the stored pairs.
+
 Every process trains the same re-ranker on its own devices (same data, same seed); process 0
 writes it.
 """
@@ -22,7 +27,8 @@ import optax
 from absl import logging
 
 from trajcross_jax import evaluate, parallel
-from trajcross_jax.data import pipeline
+from trajcross_jax.data import augment, pipeline
+from trajcross_jax.data import hard as hard_lib
 from trajcross_jax.rerank.reranker import Reranker, RerankerError, build_model
 from trajcross_jax.retriever import Retriever
 
@@ -70,6 +76,24 @@ def group_batch(data: dict[str, np.ndarray], queries: np.ndarray, ids: np.ndarra
   }
 
 
+def redrawn(
+  data: dict[str, np.ndarray], key: jax.Array, hard: hard_lib.HardOptions, chunk: int = 1024
+) -> dict[str, np.ndarray]:
+  """The split's pairs drawn afresh from `key` (augment.redraw_images, in chunks): images and
+  boxes, and on a hard dataset the trajectories, fresh observations of the 'track' feature."""
+  size = int(data['image'].shape[1])
+  redraw = jax.jit(augment.redraw_images, static_argnums=(2, 3))
+  shown = data['track'] if hard.active else data['trajectory']
+  parts = []
+  for i, start in enumerate(range(0, len(shown), chunk)):
+    rows = slice(start, start + chunk)
+    crowd = data['crowd'][rows] if hard.crowd > 0 else None
+    drawn = redraw(jax.random.fold_in(key, i), shown[rows], size, hard, crowd=crowd)
+    parts.append([np.asarray(x) for x in drawn])
+  image, box, trajectory = (np.concatenate(p) for p in zip(*parts, strict=True))
+  return dict(data, image=image, box=box, trajectory=trajectory)
+
+
 def make_step(model, tx):
   """The jitted update of one batch of groups (column 0 of each group is the true pair)."""
 
@@ -104,6 +128,11 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
   builder = parallel.chief_first(pipeline.prepare, config.data)
   source = pipeline.run_split(builder, 'train', config.data, in_memory=True)
   data = source.get_batch(np.arange(len(source)))
+  hard = pipeline.hard_options(config.data)
+  if rerank.redraw_images and hard.active:  # What the pairs are drawn again from.
+    extra = ('track',) + (('crowd',) if hard.crowd > 0 else ())
+    tracks = pipeline.run_split(builder, 'train', config.data, in_memory=True, features=extra)
+    data.update(tracks.get_batch(np.arange(len(tracks))))
   z_t, z_i = evaluate.embed_split(retriever, source)
   pools = {
     'trajectory': hard_candidates(z_t, z_i, rerank.hard_pool),
@@ -135,6 +164,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
     epoch_pos = (step - 1) % steps_per_epoch
     if epoch_pos == 0:
       order = rng.permutation(2 * n)  # Ids >= n: image queries.
+      if rerank.redraw_images:
+        epoch_key = jax.random.fold_in(jax.random.key(config.seed), (step - 1) // steps_per_epoch)
+        data = redrawn(data, epoch_key, hard)
     picked = order[epoch_pos * rerank.batch_size : (epoch_pos + 1) * rerank.batch_size]
     is_image = picked >= n
     queries = picked % n
