@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -229,8 +230,6 @@ def test_search_reranks_the_head_of_the_index_results(
 
 
 def test_redrawn_pairs_are_fresh_draws_by_the_dataset_rules(tiny_batch):
-  import jax
-
   from trajcross_jax.data import hard
 
   track = tiny_batch['trajectory']
@@ -248,11 +247,18 @@ def test_redrawn_pairs_are_fresh_draws_by_the_dataset_rules(tiny_batch):
   np.testing.assert_array_equal(first['track'], track)  # What it draws from stays.
 
 
-def test_a_reranker_trains_on_redrawn_pairs(trained_workdir, synthetic_data_dir, tmp_path):
+def test_a_reranker_trains_on_redrawn_pairs_and_replaces_the_one_there(
+  reranked_workdir, synthetic_data_dir, tmp_path
+):
   workdir = tmp_path / 'w'
-  shutil.copytree(trained_workdir, workdir)
+  shutil.copytree(reranked_workdir, workdir)
   config = _config(synthetic_data_dir)
   config.rerank.redraw_images = True
-  reranker = rerank_train.train(config, str(workdir))
+  reranker = rerank_train.train(config, str(workdir))  # Another config: trained again.
   assert reranker.record['config']['redraw_images'] is True
-  assert Reranker.load(workdir).record['training']['pairs'] == config.data.train_size
+  loaded = Reranker.load(workdir)
+  assert loaded.record == reranker.record
+  assert not (workdir / 'rerank' / 'rerank.json.tmp').exists()
+  fresh = jax.tree.leaves(reranker.params)
+  for got, want in zip(jax.tree.leaves(loaded.params), fresh, strict=True):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))

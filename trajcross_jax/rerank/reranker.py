@@ -111,9 +111,11 @@ class Reranker:
 
   def save(self, workdir: epath.PathLike) -> None:
     """Writes the parameters and rerank.json under WORKDIR/rerank (the record last: a directory
-    with a record is complete)."""
+    with a record is complete). A re-ranker already there is replaced: its record goes first,
+    so that no record ever names parameters it was not saved with."""
     directory = epath.Path(workdir).absolute() / DIRECTORY
     directory.mkdir(parents=True, exist_ok=True)
+    (directory / RECORD_FILE).unlink(missing_ok=True)
     checkpointer = ocp.StandardCheckpointer()
     checkpointer.save(directory / 'params', jax.device_get(self.params), force=True)
     checkpointer.wait_until_finished()
