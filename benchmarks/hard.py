@@ -2,8 +2,9 @@
 
   python -m benchmarks.hard [--clean_workdir=runs/reproduce/default/seed0] [--runs_dir=runs/hard]
 
-1. configs/default.py trained on `univ_hard` (RUNS_DIR/univ_hard/seed0), unless it has finished
-   before (its eval/results.json exists); --clean_workdir is the same config trained on `univ`.
+1. configs/default.py trained on `univ_hard` (RUNS_DIR/univ_hard/seed0, with HARD_TRAINING),
+   unless it has finished before (its eval/results.json exists); --clean_workdir is the same
+   config trained on `univ`.
 2. The protocols: `univ`, `univ_hard`, and `univ` with each of univ_hard's rules alone (e.g.
    'univ-noise_m0.2'), so that each rule's effect is measured by itself.
 3. On each protocol: the noise oracle (the ceiling of the noise rules, trajcross_jax/
@@ -48,6 +49,9 @@ PROTOCOLS = (
 # univ_hard's first noise sizes (trajcross_jax 1.1.0 datasets), where the oracle is measured too.
 FIRST_SIZES = (('univ', {'noise_m': 0.2, 'drift_m': 0.5}),)
 TOP_K = ('top@1', 'top@5', 'top@10')
+# The hard model's overrides of configs/default.py: its re-ranker trains on pairs drawn afresh
+# each epoch, chosen on the validation split (benchmarks/results/tuning.md, "The hard protocol").
+HARD_TRAINING = ('--config.rerank.redraw_images=True',)
 
 _CLEAN = flags.DEFINE_string(
   'clean_workdir',
@@ -171,7 +175,7 @@ def main(argv):
   runs = pathlib.Path(_RUNS_DIR.value).absolute()
   hard_workdir = runs / 'univ_hard' / 'seed0'
   if not (hard_workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
-    _main(f'--workdir={hard_workdir}', '--config.data.name=univ_hard')
+    _main(f'--workdir={hard_workdir}', '--config.data.name=univ_hard', *HARD_TRAINING)
   rows = oracle_rows(runs, PROTOCOLS + FIRST_SIZES)
   rows += reference_rows(runs, PROTOCOLS)
   rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
@@ -181,6 +185,7 @@ def main(argv):
     'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     'machine': machine.describe(),
     'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir)},
+    'hard_training': list(HARD_TRAINING),
     'rows': rows,
   }
   RESULTS.mkdir(parents=True, exist_ok=True)
