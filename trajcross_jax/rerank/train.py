@@ -126,13 +126,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
     logging.info('The re-ranker in %s/rerank is up to date (kept)', workdir)
     return existing
   builder = parallel.chief_first(pipeline.prepare, config.data)
-  source = pipeline.run_split(builder, 'train', config.data, in_memory=True)
-  data = source.get_batch(np.arange(len(source)))
   hard = pipeline.hard_options(config.data)
+  features = pipeline.MODEL_FEATURES
   if rerank.redraw_images and hard.active:  # What the pairs are drawn again from.
-    extra = ('track',) + (('crowd',) if hard.crowd > 0 else ())
-    tracks = pipeline.run_split(builder, 'train', config.data, in_memory=True, features=extra)
-    data.update(tracks.get_batch(np.arange(len(tracks))))
+    features += ('track',) + (('crowd',) if hard.crowd > 0 else ())
+  source = pipeline.run_split(builder, 'train', config.data, in_memory=True, features=features)
+  data = source.get_batch(np.arange(len(source)))
   z_t, z_i = evaluate.embed_split(retriever, source)
   pools = {
     'trajectory': hard_candidates(z_t, z_i, rerank.hard_pool),
