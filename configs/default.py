@@ -79,7 +79,15 @@ def get_config() -> ml_collections.ConfigDict:
   train.weight_decay = 1e-4  # AdamW decay on kernels.
   train.grad_clip = 1.0  # Global-norm clip of the encoders' gradient.
   train.disc_learning_rate = 1e-3  # The modality classifier's Adam learning rate.
+  train.disc_schedule = 'constant'  # Its rate: 'constant', or 'cosine' (decays to 0 by the end).
   train.adversarial_weight = 0.1  # lambda: encoders minimise L_con - lambda * L_adv.
+  # 'constant' lambda, or 'dann': lambda ramped up by 2 / (1 + exp(-10 p)) - 1 over training
+  # progress p (Ganin et al.'s schedule, which ACMR always uses).
+  train.adversarial_schedule = 'constant'
+  train.disc_label_smoothing = 0.0  # The classifier's targets: 1 - s / 2 and s / 2.
+  # Weight of a zero-centred gradient penalty on the classifier's logit at the embeddings
+  # (both modalities; it trains the classifier only). 0: none.
+  train.disc_gradient_penalty = 0.0
   train.temperature = 0.07  # Initial InfoNCE temperature.
   train.learn_temperature = True  # Learn 1/temperature (clipped at 100).
   train.redraw_images = True  # Re-draw training images each step (PROTOCOL.md section 8).

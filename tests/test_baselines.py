@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trajcross_jax import parallel, train, validation
+from trajcross_jax import losses, parallel, train, validation
 from trajcross_jax.data.normalisation import Normalisation
 from trajcross_jax.methods import acmr, cca, corr_ae, get_method, moco
 
@@ -211,7 +211,7 @@ def test_acmr_triplet_by_hand():
 
 def test_acmr_reversal_schedule():
   np.testing.assert_allclose(
-    acmr.reversal_schedule(jnp.array([0.0, 0.5, 1.0])),
+    losses.reversal_schedule(jnp.array([0.0, 0.5, 1.0])),
     [
       0.0,
       2 / (1 + np.exp(-5)) - 1,
@@ -233,7 +233,7 @@ def test_the_train_step_tells_acmr_the_run_progress(tiny_batch):
   rng = parallel.replicate(jax.random.key(0), mesh)
   state = state.replace(step=parallel.replicate(np.int32(10), mesh))
   _, metrics = step(state, batch, rng)
-  expected = float(acmr.reversal_schedule(jnp.asarray(10 / 40)))
+  expected = float(losses.reversal_schedule(jnp.asarray(10 / 40)))
   np.testing.assert_allclose(float(metrics['reversal_scale']), expected, rtol=1e-5)
 
 
@@ -249,7 +249,7 @@ def test_acmr_reversal_flips_the_projectors_gradient(tiny_batch):
     z_t = method.embed_trajectories(params, extra, tiny_batch['trajectory'])
     z_i = method.embed_images(params, extra, tiny_batch['image'], tiny_batch['box'])
     d = lambda z: method.discriminator.apply({'params': params['discriminator']}, z)
-    adv, _ = acmr.losses.modality_loss(d(z_t), d(z_i))
+    adv, _ = losses.modality_loss(d(z_t), d(z_i))
     return acmr.bidirectional_triplet(z_t, z_i, method.train.acmr_margin), adv
 
   grads = jax.grad(lambda p: loss(p, extra)[0])(params)

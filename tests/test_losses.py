@@ -54,3 +54,30 @@ def test_gradient_reversal_flips_and_scales_gradient():
 def test_similarity_is_cosine():
   s = losses.similarity(jnp.array([[3.0, 4.0]]), jnp.array([[1.0, 0.0], [0.0, -2.0]]))
   np.testing.assert_allclose(s, [[0.6, -0.8]], rtol=1e-5)
+
+
+def test_modality_loss_smoothed_targets_hand_computed():
+  logits_t, logits_i = jnp.array([2.0, -1.0]), jnp.array([0.5])
+  s = 0.2
+  bce = lambda x, y: np.log1p(np.exp(x)) - y * x
+  want = 0.5 * ((bce(2.0, 0.9) + bce(-1.0, 0.9)) / 2 + bce(0.5, 0.1))
+  loss, acc = losses.modality_loss(logits_t, logits_i, smoothing=s)
+  np.testing.assert_allclose(loss, want, rtol=1e-6)
+  assert acc == 0.25  # Accuracy does not depend on the targets.
+
+
+def test_input_gradient_penalty_of_a_linear_classifier_is_its_squared_norm():
+  w = jnp.array([3.0, -4.0])
+  z = jax.random.normal(jax.random.key(0), (5, 2))
+  penalty = losses.input_gradient_penalty(lambda x: x @ w, z)
+  np.testing.assert_allclose(penalty, 25.0, rtol=1e-6)
+  # The embeddings are stopped: the penalty does not move them.
+  g = jax.grad(lambda z: losses.input_gradient_penalty(lambda x: jnp.sum(x**2, -1), z))(z)
+  assert not np.any(g)
+
+
+def test_scaled_reversal_takes_a_traced_scale():
+  f = jax.jit(jax.grad(lambda x, s: jnp.sum(losses.scaled_reversal(x, s) * 2.0)))
+  x = jnp.array([1.0, -2.0])
+  np.testing.assert_array_equal(losses.scaled_reversal(x, 0.3), x)
+  np.testing.assert_allclose(f(x, 0.3), [-0.6, -0.6], rtol=1e-6)

@@ -60,6 +60,76 @@ def test_each_player_gets_the_gradient_of_its_own_objective(tiny_batch):
   assert moved > 0  # The adversarial term really reaches the encoders.
 
 
+@pytest.mark.parametrize(
+  'schedule, smoothing, penalty, progress',
+  [
+    ('dann', 0.0, 0.0, 0.0),
+    ('dann', 0.0, 0.0, 0.3),
+    ('constant', 0.2, 0.0, 0.5),
+    ('constant', 0.0, 2.0, 0.5),
+  ],
+)
+def test_adversary_options_give_each_player_its_objective(
+  tiny_batch, schedule, smoothing, penalty, progress
+):
+  config = test_config.get_config()
+  config.train.adversarial_weight = 0.25
+  config.train.adversarial_schedule = schedule
+  config.train.disc_label_smoothing = smoothing
+  config.train.disc_gradient_penalty = penalty
+  method, _, state = _setup(config, tiny_batch)
+  params = state.params
+  weight = 0.25 * (2 / (1 + np.exp(-10 * progress)) - 1 if schedule == 'dann' else 1.0)
+
+  def parts(params):
+    z_t = method.embed_trajectories(params, {}, tiny_batch['trajectory'])
+    z_i = method.embed_images(params, {}, tiny_batch['image'], tiny_batch['box'])
+    con, _ = losses.infonce(z_t, z_i, method.logit_scale(params))
+    d = lambda z: method.discriminator.apply({'params': params['discriminator']}, z)
+    # Smoothed targets written out: BCE(l, y) = softplus(l) - y * l.
+    y = 1 - smoothing / 2
+    adv = 0.5 * (
+      jnp.mean(jax.nn.softplus(d(z_t)) - y * d(z_t))
+      + jnp.mean(jax.nn.softplus(d(z_i)) - (1 - y) * d(z_i))
+    )
+    # The penalty from each row's own logit gradient (vmap), on stopped embeddings.
+    z = jax.lax.stop_gradient(jnp.concatenate([z_t, z_i]))
+    rows = jax.vmap(jax.grad(lambda v: d(v[None])[0]))(z)
+    return con, adv, jnp.mean(jnp.sum(rows**2, axis=-1))
+
+  loss = lambda p: method.loss(p, {}, tiny_batch, jax.random.key(1), progress)[0]
+  grads = jax.grad(loss)(params)
+  g_con, g_adv, g_pen = (jax.grad(lambda p, i=i: parts(p)[i])(params) for i in range(3))
+  for g, ga, gp in zip(
+    *(jax.tree.leaves(x['discriminator']) for x in (grads, g_adv, g_pen)), strict=True
+  ):
+    np.testing.assert_allclose(g, ga + penalty * gp, rtol=1e-4, atol=1e-6)
+  for g, gc, ga, gp in zip(
+    *(jax.tree.leaves(x['encoders']) for x in (grads, g_con, g_adv, g_pen)), strict=True
+  ):
+    np.testing.assert_allclose(g, gc - weight * ga, rtol=1e-4, atol=1e-6)
+    assert not np.any(gp)  # The penalty never reaches the encoders.
+  _, (metrics, _) = method.loss(params, {}, tiny_batch, jax.random.key(1), progress)
+  np.testing.assert_allclose(metrics['reversal_weight'], weight, rtol=1e-6)
+  assert ('disc_penalty' in metrics) == bool(penalty)
+
+
+def test_the_classifier_cosine_schedule_ends_at_rest(tiny_batch):
+  config = test_config.get_config()
+  config.train.disc_schedule = 'cosine'
+  method = get_method(config, FRAME)
+  tx = method.optimizer(10)
+  params, _ = method.init(jax.random.key(0), tiny_batch)
+  opt_state = tx.init(params)
+  grads = jax.tree.map(jnp.ones_like, params)
+  sizes = []
+  for _ in range(10):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    sizes.append(max(float(jnp.abs(u).max()) for u in jax.tree.leaves(updates['discriminator'])))
+  np.testing.assert_allclose(sizes[0], config.train.disc_learning_rate, rtol=1e-3)
+  assert sizes[-1] < 0.05 * sizes[0]  # Constant would keep every step at the full rate.
+
+
 def test_nogan_has_no_discriminator_and_no_adversarial_term(tiny_batch):
   config = test_config.get_config()
   config.model.adversarial = False
@@ -151,3 +221,21 @@ def test_batch_that_does_not_divide_over_devices_is_a_clear_error():
   mesh = parallel.make_mesh(jax.devices()[:2])
   with pytest.raises(ValueError, match='does not divide over 2 devices'):
     parallel.check_batch_size(7, mesh, 'train.batch_size')
+
+
+@pytest.mark.parametrize(
+  'field, value, message',
+  [
+    ('adversarial_schedule', 'ramp', "config.train.adversarial_schedule='ramp'"),
+    ('disc_schedule', 'linear', "config.train.disc_schedule='linear'"),
+    ('disc_label_smoothing', 1.0, r'must be in \[0, 1\)'),
+    ('disc_gradient_penalty', -1.0, 'must be a non-negative number'),
+  ],
+)
+def test_bad_adversary_settings_are_config_errors(field, value, message):
+  from trajcross_jax import validation
+
+  config = test_config.get_config()
+  config.train[field] = value
+  with pytest.raises(ValueError, match=message):
+    validation.validate(config)

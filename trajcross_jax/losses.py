@@ -47,16 +47,47 @@ def infonce(
 
 
 def modality_loss(
-  logits_traj: jnp.ndarray, logits_img: jnp.ndarray
+  logits_traj: jnp.ndarray, logits_img: jnp.ndarray, smoothing: float = 0.0
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Binary cross-entropy of the modality classifier: trajectory = 1, image = 0.
 
+  smoothing: label smoothing; the targets become 1 - smoothing / 2 and smoothing / 2, so a
+  classifier that is already right gains little by growing its logits further.
+
   Returns (loss averaged over both modalities, classifier accuracy).
   """
-  loss_t = optax.sigmoid_binary_cross_entropy(logits_traj, jnp.ones_like(logits_traj)).mean()
-  loss_i = optax.sigmoid_binary_cross_entropy(logits_img, jnp.zeros_like(logits_img)).mean()
+  high = 1.0 - 0.5 * smoothing
+  bce = optax.sigmoid_binary_cross_entropy
+  loss_t = bce(logits_traj, jnp.full_like(logits_traj, high)).mean()
+  loss_i = bce(logits_img, jnp.full_like(logits_img, 1.0 - high)).mean()
   acc = 0.5 * ((logits_traj > 0).mean() + (logits_img <= 0).mean())
   return 0.5 * (loss_t + loss_i), acc
+
+
+def input_gradient_penalty(classify, z: jnp.ndarray) -> jnp.ndarray:
+  """Mean squared norm of the classifier's logit gradient at the embeddings z, (B, D).
+
+  A zero-centred gradient penalty (Mescheder et al. 2018's R1, on both modalities): it keeps the
+  classifier's logit smooth around the embeddings, so it cannot grow arbitrarily confident.
+  z is stopped, so the penalty trains the classifier only, never the encoders.
+  """
+  grad = jax.grad(lambda x: classify(x).sum())(jax.lax.stop_gradient(z))
+  return jnp.sum(grad * grad, axis=-1).mean()
+
+
+def reversal_schedule(progress: jax.Array) -> jax.Array:
+  """lambda_p = 2 / (1 + exp(-10 p)) - 1 over training progress p in [0, 1] (Ganin et al.)."""
+  return 2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0
+
+
+def scaled_reversal(x: jax.Array, scale: jax.Array) -> jax.Array:
+  """Identity forward; backward multiplies the gradient by -scale, where scale may be traced.
+
+  gradient_reversal takes a static scale; this blends its unit reversal with a stopped copy:
+  scale * R(x) + (1 - scale) * sg(x) is x forward and has gradient -scale.
+  """
+  scale = jax.lax.stop_gradient(scale)
+  return scale * gradient_reversal(x, 1.0) + (1.0 - scale) * jax.lax.stop_gradient(x)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))

@@ -49,6 +49,8 @@ _CHOICES = {
   'embed.dtype': ('float32', 'float16'),
   'index.modality': ('trajectory', 'image'),
   'index.kind': ('exact', 'faiss'),
+  'train.adversarial_schedule': ('constant', 'dann'),
+  'train.disc_schedule': ('constant', 'cosine'),
 }
 # config.model's fields by method: each method's model section holds only its own fields
 # (configs/baselines/*.py), so these checks depend on config.method.
@@ -74,6 +76,7 @@ _NON_NEGATIVE = (
   'train.warmup_steps',
   'train.weight_decay',
   'train.adversarial_weight',
+  'train.disc_gradient_penalty',
   'train.eval_every_epochs',
   'rerank.warmup_steps',
   'rerank.stem',
@@ -131,6 +134,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   fraction = config.data.validation_fraction
   if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
     raise ValueError(f'config.data.validation_fraction={fraction!r}: must be in [0, 1)')
+  smoothing = config.train.disc_label_smoothing
+  if (
+    isinstance(smoothing, bool) or not isinstance(smoothing, int | float) or not 0 <= smoothing < 1
+  ):
+    raise ValueError(f'config.train.disc_label_smoothing={smoothing!r}: must be in [0, 1)')
   if config.eval.split not in SPLITS:
     raise ValueError(f'config.eval.split={config.eval.split!r}: must be one of {SPLITS}')
   if config.eval.split == 'validation' and fraction == 0:

@@ -12,21 +12,6 @@ from trajcross_jax.models import baselines
 from trajcross_jax.models.discriminator import Discriminator
 
 
-def reversal_schedule(progress: jax.Array) -> jax.Array:
-  """lambda_p = 2 / (1 + exp(-10 p)) - 1 over training progress p in [0, 1] (Ganin et al.)."""
-  return 2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0
-
-
-def scaled_reversal(x: jax.Array, scale: jax.Array) -> jax.Array:
-  """Identity forward; backward multiplies the gradient by -scale, where scale may be traced.
-
-  losses.gradient_reversal takes a static scale; this blends its unit reversal with a stopped
-  copy: scale * R(x) + (1 - scale) * sg(x) is x forward and has gradient -scale.
-  """
-  scale = jax.lax.stop_gradient(scale)
-  return scale * losses.gradient_reversal(x, 1.0) + (1.0 - scale) * jax.lax.stop_gradient(x)
-
-
 def bidirectional_triplet(z_traj: jax.Array, z_img: jax.Array, margin: float) -> jax.Array:
   """Hinge triplet loss over the batch in both directions, on cosine scores.
 
@@ -111,7 +96,7 @@ class ACMR(Method):
 
   def reversal_scale(self, progress: jax.Array) -> jax.Array:
     """adversarial_weight * lambda_p at the run's `progress` in [0, 1]."""
-    return self.train.adversarial_weight * reversal_schedule(progress)
+    return self.train.adversarial_weight * losses.reversal_schedule(progress)
 
   def loss(self, params, extra, batch, rng, progress):
     z_t = self.embed_trajectories(params, extra, batch['trajectory'])
@@ -121,7 +106,7 @@ class ACMR(Method):
 
     def classify(z):
       return self.discriminator.apply(
-        {'params': params['discriminator']}, scaled_reversal(z, scale)
+        {'params': params['discriminator']}, losses.scaled_reversal(z, scale)
       )
 
     adversarial, disc_acc = losses.modality_loss(classify(z_t), classify(z_i))

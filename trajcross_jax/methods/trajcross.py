@@ -103,24 +103,57 @@ class TrajCross(Method):
     metrics = dict(metrics, contrastive=contrastive, temperature=1.0 / self.logit_scale(params))
     total = contrastive
     if self.model.adversarial:
-
-      def classify(z):
-        z = losses.gradient_reversal(z, self.train.adversarial_weight)
-        return self.discriminator.apply({'params': params['discriminator']}, z)
-
-      adversarial, disc_acc = losses.modality_loss(classify(z_t), classify(z_i))
+      adversarial, adversary_metrics = self.adversary_loss(params, z_t, z_i, progress)
       # The classifier descends `adversarial`; through the reversal the encoders descend
-      # contrastive - adversarial_weight * adversarial.
+      # contrastive - weight * adversarial (the classifier's penalty, if any, is its own).
       total = contrastive + adversarial
-      metrics.update(adversarial=adversarial, disc_acc=disc_acc)
+      metrics.update(adversary_metrics)
     metrics['loss'] = total
     return total, (metrics, extra)
 
+  def adversary_loss(self, params, z_t, z_i, progress) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The modality game's loss, behind the gradient reversal, and its metrics.
+
+    The reversal weight is train.adversarial_weight, or that weight ramped by the DANN
+    schedule (train.adversarial_schedule='dann'). The classifier's targets are smoothed by
+    train.disc_label_smoothing, and train.disc_gradient_penalty weighs a gradient penalty that
+    trains the classifier alone.
+    """
+    train = self.train
+
+    def logits(z):
+      return self.discriminator.apply({'params': params['discriminator']}, z)
+
+    if train.adversarial_schedule == 'dann':
+      weight = train.adversarial_weight * losses.reversal_schedule(progress)
+
+      def reverse(z):
+        return losses.scaled_reversal(z, weight)
+
+    else:  # A static weight: the runs made before the schedule existed, bit for bit.
+      weight = jnp.asarray(train.adversarial_weight, jnp.float32)
+
+      def reverse(z):
+        return losses.gradient_reversal(z, train.adversarial_weight)
+
+    adversarial, disc_acc = losses.modality_loss(
+      logits(reverse(z_t)), logits(reverse(z_i)), train.disc_label_smoothing
+    )
+    metrics = {'adversarial': adversarial, 'disc_acc': disc_acc, 'reversal_weight': weight}
+    if train.disc_gradient_penalty:
+      penalty = losses.input_gradient_penalty(logits, jnp.concatenate([z_t, z_i]))
+      adversarial = adversarial + train.disc_gradient_penalty * penalty
+      metrics['disc_penalty'] = penalty
+    return adversarial, metrics
+
   def optimizer(self, total_steps: int) -> optax.GradientTransformation:
+    disc_learning_rate = self.train.disc_learning_rate
+    if self.train.disc_schedule == 'cosine':  # The classifier slows down with the encoders.
+      disc_learning_rate = optax.cosine_decay_schedule(disc_learning_rate, max(total_steps, 1))
     return optax.partition(
       {
         'encoders': encoder_optimizer(self.train, total_steps, self.train.warmup_steps),
-        'discriminator': optax.adam(self.train.disc_learning_rate),
+        'discriminator': optax.adam(disc_learning_rate),
       },
       by_player,
     )
