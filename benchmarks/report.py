@@ -22,6 +22,8 @@ README_END = '<!-- results:end -->'
 DIRECTIONS = ('traj2img', 'img2traj')
 KS = ('top@1', 'top@5', 'top@10')
 
+# Issue 15's rule for equal budgets: the same number of training pairs for every row.
+BUDGET_RULE = 'training pairs seen'
 BASELINE_NAMES = ('cca', 'moco', 'acmr', 'corr_ae', 'corr_cross_ae', 'dbrlm')
 # PROTOCOL.md section 6: the paper's Table I (%), top@1 / top@5 / top@10 per direction.
 PAPER_TABLE1 = {
@@ -96,9 +98,34 @@ def commit_run(workdir: pathlib.Path, info: dict, committed: pathlib.Path) -> pa
   return out
 
 
+def run_budget(workdir: pathlib.Path) -> dict:
+  """A finished run's training budget, from its last checkpoint's record: the pairs it trained
+  on (steps x global batch) and its epochs; a closed-form fit reads the training split once."""
+  from trajcross_jax import checkpoint
+
+  mgr = checkpoint.manager(str(workdir))
+  meta = checkpoint.read_meta(mgr, mgr.latest_step())
+  train = meta['run_config']['train']
+  budget = {'rule': BUDGET_RULE, 'pairs': meta['total_steps'] * train['batch_size']}
+  budget['epochs'] = train['num_epochs']
+  if meta.get('data_position', {}).get('closed_form'):
+    budget['closed_form'] = True
+  return budget
+
+
+def budget_of(records: list[dict]) -> dict | None:
+  """The budget shared by every run of a row (None when a run has none recorded or they differ)."""
+  budgets = [r.get('budget') for r in records]
+  if not budgets or None in budgets or any(b != budgets[0] for b in budgets):
+    return None
+  return budgets[0]
+
+
 def summary(records: list[dict]) -> dict:
-  """Mean and standard deviation over seeds of every top@k and rank metric, per direction."""
+  """Mean and standard deviation over seeds of every top@k and rank metric, per direction, and
+  the row's training budget."""
   out = {'seeds': [r['seed'] for r in records], 'wall_s': [r['wall_s'] for r in records]}
+  out['budget'] = budget_of(records)
   for d in DIRECTIONS:
     keys = [k for k, v in records[0][d].items() if isinstance(v, int | float)]
     out[d] = {
@@ -156,6 +183,7 @@ def bar_chart(summaries: dict[str, dict], ks: tuple[str, ...], title: str, path:
 
 
 def _budget_note(records_by_name: dict[str, list[dict]]) -> str:
+  """What every row trained: one budget when the rows share it, else each row's, and where."""
   commands = sorted({r['command'] for rs in records_by_name.values() for r in rs})
   overrides = sorted({c for cmd in commands for c in cmd.split() if c.startswith('--config.train')})
   machines = sorted(
@@ -165,9 +193,24 @@ def _budget_note(records_by_name: dict[str, list[dict]]) -> str:
       for r in rs
     }
   )
-  budget = (
-    ('overrides for every run: ' + ' '.join(overrides)) if overrides else "each config's own budget"
-  )
+  rows = {n: budget_of(rs) for n, rs in records_by_name.items()}
+  trained = {n: b for n, b in rows.items() if b and not b.get('closed_form')}
+  if None in rows.values():
+    unknown = ', '.join(NAMES.get(n, n) for n, b in rows.items() if b is None)
+    budget = f'budget unknown for {unknown} (not recorded, or not the same for each seed)'
+  elif len({b['pairs'] for b in trained.values()}) == 1:
+    b = next(iter(trained.values()))
+    budget = (
+      f'equal budgets, {b["rule"]}: {b["pairs"]:,} for every trained row ({b["epochs"]} epochs)'
+    )
+    if len(trained) < len(rows):
+      budget += '; closed-form rows read the training split once'
+  else:
+    budget = 'UNEQUAL budgets, ' + '; '.join(
+      f'{NAMES.get(n, n)} {b["pairs"]:,} pairs' for n, b in trained.items()
+    )
+  if overrides:
+    budget += '; overrides for every run: ' + ' '.join(overrides)
   return f'Runs: {budget}; machine: {"; ".join(machines)}. Time = train + eval wall time.'
 
 

@@ -72,6 +72,7 @@ def run_one(config: str, seed: int) -> pathlib.Path:
     'seed': seed,
     'command': ' '.join(cmd[1:]),
     'wall_s': time.time() - start,
+    'budget': report.run_budget(workdir),
     'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     'machine': machine.describe(),
   }

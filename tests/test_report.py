@@ -59,3 +59,55 @@ def test_the_redraw_reference_joins_table1_as_a_row_without_seeds(tmp_path):
     '| re-draw reference (knows the renderer; no training) | - | 99.0 / 100.0 / 100.0 |' in table
   )
   assert report.reference_summary(tmp_path / 'missing.json') is None
+
+
+def test_a_runs_budget_is_read_from_its_last_checkpoint(tmp_path):
+  import numpy as np
+
+  from trajcross_jax import checkpoint
+
+  mgr = checkpoint.manager(str(tmp_path))
+  config = {'train': {'batch_size': 4, 'num_epochs': 2}}
+  checkpoint.save(mgr, 3, {'w': np.zeros(2)}, {'total_steps': 7, 'run_config': config})
+  checkpoint.save(mgr, 7, {'w': np.ones(2)}, {'total_steps': 7, 'run_config': config})
+  assert report.run_budget(tmp_path) == {'rule': 'training pairs seen', 'pairs': 28, 'epochs': 2}
+  meta = {'total_steps': 7, 'run_config': config, 'data_position': {'closed_form': True}}
+  checkpoint.save(mgr, 8, {'w': np.ones(2)}, meta)
+  assert report.run_budget(tmp_path)['closed_form'] is True
+
+
+def _row(seed, pairs, closed_form=False):
+  budget = {'rule': report.BUDGET_RULE, 'pairs': pairs, 'epochs': pairs // 1000}
+  if closed_form:
+    budget['closed_form'] = True
+  machine = {'cpu_count': 2, 'jax_backend': 'cpu'}
+  return {'seed': seed, 'command': 'x', 'machine': machine, 'budget': budget}
+
+
+def test_the_budget_note_names_one_budget_or_says_they_differ():
+  equal = {'default': [_row(0, 60_000), _row(1, 60_000)], 'cca': [_row(0, 70_000, True)]}
+  note = report._budget_note(equal)
+  assert 'equal budgets, training pairs seen: 60,000 for every trained row (60 epochs)' in note
+  assert 'closed-form rows read the training split once' in note
+  unequal = {'default': [_row(0, 60_000)], 'moco': [_row(0, 10_000)]}
+  assert 'UNEQUAL budgets, TRAJCROSS 60,000 pairs; MoCo 10,000 pairs' in report._budget_note(
+    unequal
+  )
+  seeds_differ = {'default': [_row(0, 60_000), _row(1, 50_000)]}
+  note = report._budget_note(seeds_differ)
+  assert 'budget unknown for TRAJCROSS (not recorded, or not the same for each seed)' in note
+
+
+def test_every_table_config_trains_the_defaults_budget():
+  import importlib
+  import pathlib
+
+  def pairs(name):
+    config = importlib.import_module(f'configs.{name.replace("/", ".")}').get_config()
+    return config.train.num_epochs * config.data.train_size, config.train.batch_size
+
+  baselines = pathlib.Path(__file__).parents[1] / 'configs' / 'baselines'
+  names = [f'baselines/{p.stem}' for p in baselines.glob('*.py') if p.stem not in ('common',)]
+  assert len(names) == 6
+  for name in ('nogan', 'noxy', 'onlytraj', 'trajcnn', *names):
+    assert pairs(name) == pairs('default'), name

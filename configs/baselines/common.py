@@ -10,6 +10,9 @@ def get_config(method: str, **model) -> ml_collections.ConfigDict:
   config = default.get_config()
   config.method = method
   config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
+  # Equal budgets (issue 15): every row of Tables I and II trains as many pairs as TRAJCROSS,
+  # configs/default.py's train.num_epochs (60 x 10,000 pairs, where its bi-encoder passes the
+  # paper's row), at batch train.batch_size. It is inherited here, never set per baseline.
   # The baseline's own fields: TRAJCROSS's (WCNN heights, raster sizes, ...) mean nothing to it.
   config.model = ml_collections.ConfigDict(model)
   return config

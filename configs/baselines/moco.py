@@ -21,5 +21,4 @@ def get_config():
   config.train.moco_momentum = 0.999  # Key encoder: theta_k <- m theta_k + (1 - m) theta_q.
   config.train.moco_temperature = 0.07  # Fixed InfoNCE temperature.
   config.train.learning_rate = 1e-3  # Its Table I run's rate (not TRAJCROSS's tuned one).
-  config.train.num_epochs = 10  # 390 steps: train + eval took 7 min on 2 shared CPU cores.
   return config
