@@ -24,6 +24,8 @@ KS = ('top@1', 'top@5', 'top@10')
 
 # Issue 15's rule for equal budgets: the same number of training pairs for every row.
 BUDGET_RULE = 'training pairs seen'
+# A single seed's spread is unknown: it agrees with the paper within this many points of top@1.
+AGREE_POINTS = 1.0
 BASELINE_NAMES = ('cca', 'moco', 'acmr', 'corr_ae', 'corr_cross_ae', 'dbrlm')
 # PROTOCOL.md section 6: the paper's Table I (%), top@1 / top@5 / top@10 per direction.
 PAPER_TABLE1 = {
@@ -162,6 +164,39 @@ def markdown_table(summaries: dict[str, dict], paper: dict[str, tuple]) -> str:
   return '\n'.join(lines)
 
 
+def verdict(mean: float, std: float, seeds: int, paper: float) -> str:
+  """Ours against the paper's figure: 'agrees' when the paper's value lies within the mean
+  +- 2 std over seeds (+- AGREE_POINTS with one seed, whose spread is unknown), else above or
+  below by how much."""
+  margin = 2 * std if seeds > 1 else AGREE_POINTS
+  delta = mean - paper
+  if abs(delta) <= margin:
+    return f'agrees ({delta:+.1f})'
+  return f'{"above" if delta > 0 else "below"} by {abs(delta):.1f}'
+
+
+def claims_table(summaries: dict[str, dict], paper: dict[str, tuple]) -> str:
+  """Each row's top@1 against the paper's, both directions: the difference and the verdict."""
+  lines = [
+    '| method | seeds | traj→img top@1 against the paper | img→traj top@1 against the paper |',
+    '| --- | ---: | --- | --- |',
+  ]
+  for name, s in summaries.items():
+    if name not in paper or not s['seeds']:
+      continue
+    cells = []
+    for d, row in zip(DIRECTIONS, paper[name], strict=True):
+      m = s[d]['top@1']
+      cells.append(f'{verdict(m["mean"], m["std"], len(s["seeds"]), row[0])}')
+    lines.append(f'| {NAMES.get(name, name)} | {len(s["seeds"])} | {cells[0]} | {cells[1]} |')
+  points = f'{AGREE_POINTS:g} point' + ('' if AGREE_POINTS == 1 else 's')
+  rule = (
+    f"A row agrees with the paper when the paper's top@1 lies within our mean ± 2 standard "
+    f'deviations over seeds (± {points} for a single seed).'
+  )
+  return '\n'.join(lines) + '\n\n' + rule
+
+
 def bar_chart(summaries: dict[str, dict], ks: tuple[str, ...], title: str, path: pathlib.Path):
   """Grouped bars: one group per top@k, one bar per method, error bars = std over seeds."""
   fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
@@ -291,6 +326,10 @@ def write_headline(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
     '### TRAJCROSS, headline (configs/default.py)\n\n'
     + table
     + '\n\n'
+    + claims_table(
+      summaries, {'default': PAPER_TABLE1['default'], 'default_reranked': PAPER_TABLE1['default']}
+    )
+    + '\n\n'
     + near_duplicate_table(summaries, by_name)
     + '\n\n'
     + when
@@ -310,6 +349,8 @@ def write_table2(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
   (RESULTS / 'table2.md').write_text(
     '### TRAJCROSS and its variants (Table II, Fig. 3)\n\n'
     + table
+    + '\n\n'
+    + claims_table(variants, PAPER_TABLE2)
     + '\n\n'
     + _budget_note({n: runs[n] for n in names})
     + '\n\n![Fig. 3](benchmarks/results/fig3.png)\n'
@@ -355,6 +396,8 @@ def write_table1(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
   (RESULTS / 'table1.md').write_text(
     '### Baselines (Table I)\n\n'
     + table
+    + '\n\n'
+    + claims_table(rows, PAPER_TABLE1)
     + '\n\n'
     + _budget_note({n: runs[n] for n in names})
     + caveat

@@ -111,3 +111,16 @@ def test_every_table_config_trains_the_defaults_budget():
   assert len(names) == 6
   for name in ('nogan', 'noxy', 'onlytraj', 'trajcnn', *names):
     assert pairs(name) == pairs('default'), name
+
+
+def test_claims_say_whether_each_row_agrees_with_the_paper():
+  assert report.verdict(70.5, 0.0, 1, 69.8) == 'agrees (+0.7)'
+  assert report.verdict(71.7, 1.1, 2, 69.8) == 'agrees (+1.9)'
+  assert report.verdict(71.7, 0.4, 2, 69.8) == 'above by 1.9'
+  assert report.verdict(2.9, 0.0, 1, 4.29) == 'below by 1.4'
+  row = {'mean': 50.0, 'std': 0.0}
+  s = {'seeds': [0], 'traj2img': {'top@1': row}, 'img2traj': {'top@1': dict(row, mean=1.0)}}
+  reference = {'seeds': [], 'traj2img': {'top@1': row}, 'img2traj': {'top@1': row}}
+  table = report.claims_table({'moco': s, 'render_reference': reference}, report.PAPER_TABLE1)
+  assert '| MoCo | 1 | above by 45.7 | below by 1.8 |' in table
+  assert 're-draw' not in table  # No paper row, no claim.
