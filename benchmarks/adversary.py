@@ -66,7 +66,7 @@ SETTINGS = {
   ),
   'small_disc': (
     'default',
-    ("--config.model.disc_hidden='(64,)'",),
+    ('--config.model.disc_hidden=(64,)',),
     'classifier with one hidden layer of 64 (not 256, 256)',
   ),
   'weight_0.3': ('default', ('--config.train.adversarial_weight=0.3',), 'lambda 0.3'),

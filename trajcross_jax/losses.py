@@ -80,14 +80,22 @@ def reversal_schedule(progress: jax.Array) -> jax.Array:
   return 2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0
 
 
+@jax.custom_vjp
 def scaled_reversal(x: jax.Array, scale: jax.Array) -> jax.Array:
-  """Identity forward; backward multiplies the gradient by -scale, where scale may be traced.
+  """Identity forward (exactly x); backward multiplies the gradient by -scale, where scale may be
+  traced (gradient_reversal takes a static one). No gradient flows to scale."""
+  return x
 
-  gradient_reversal takes a static scale; this blends its unit reversal with a stopped copy:
-  scale * R(x) + (1 - scale) * sg(x) is x forward and has gradient -scale.
-  """
-  scale = jax.lax.stop_gradient(scale)
-  return scale * gradient_reversal(x, 1.0) + (1.0 - scale) * jax.lax.stop_gradient(x)
+
+def _scaled_reversal_fwd(x, scale):
+  return x, scale
+
+
+def _scaled_reversal_bwd(scale, g):
+  return -scale * g, jnp.zeros_like(scale)
+
+
+scaled_reversal.defvjp(_scaled_reversal_fwd, _scaled_reversal_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
