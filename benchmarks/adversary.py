@@ -12,9 +12,10 @@ a finished one (eval/results.json) is skipped, an unfinished one resumes from it
 
 Besides top@k, each run's metrics.jsonl says how the game went: the classifier's accuracy over
 the last tenth of training, the step at which it first wins (accuracy >= 0.99), and the spikes of
-the adversarial loss (a logged value above SPIKE_FACTOR times the median of the previous
-SPIKE_WINDOW and above SPIKE_FLOOR). Writes benchmarks/results/adversary.{json,md,png}; runs in
-the JSON that are not in RUNS_DIR are kept, so the study can grow across machines and days.
+the adversarial loss (a logged value above SPIKE_FACTOR times the median of the SPIKE_WINDOW
+logged values before it, and above SPIKE_FLOOR; the first SPIKE_WINDOW values are never
+spikes). Writes benchmarks/results/adversary.{json,md,png}; runs in the JSON that are not in
+RUNS_DIR are kept, so the study can grow across machines and days.
 """
 
 import json
@@ -23,10 +24,14 @@ import subprocess
 import sys
 import time
 
+import matplotlib
 import numpy as np
 from absl import app, flags, logging
 
 from benchmarks import machine, report
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / 'benchmarks' / 'results'
@@ -37,7 +42,7 @@ VALIDATION = (
 )
 # name: (config under configs/, overrides, what it changes against the default game).
 SETTINGS = {
-  'default': ('default', (), 'the game as configured: lambda 0.1, classifier Adam 1e-3'),
+  'default': ('default', (), "configs/default.py's game: constant lambda, classifier Adam"),
   'nogan': ('nogan', (), 'no modality classifier'),
   'dann': (
     'default',
@@ -81,7 +86,7 @@ _RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'adversary'), 'W
 _REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
 
 
-def command(setting: str, seed: int, workdir: pathlib.Path) -> list[str]:
+def command(setting: str, seed: int, workdir: pathlib.Path, epochs: int) -> list[str]:
   config, overrides, _ = SETTINGS[setting]
   return [
     sys.executable,
@@ -90,7 +95,7 @@ def command(setting: str, seed: int, workdir: pathlib.Path) -> list[str]:
     f'--config=configs/{config}.py',
     f'--workdir={workdir}',
     f'--config.seed={seed}',
-    f'--config.train.num_epochs={_EPOCHS.value}',
+    f'--config.train.num_epochs={epochs}',
     *VALIDATION,
     *overrides,
   ]
@@ -100,9 +105,15 @@ def run_one(setting: str, seed: int) -> None:
   """Trains and evaluates one (setting, seed) unless it finished before."""
   workdir = pathlib.Path(_RUNS_DIR.value).absolute() / setting / f'seed{seed}'
   if (workdir / 'eval' / 'results.json').exists():
+    epochs = report.run_budget(workdir)['epochs']
+    if epochs != _EPOCHS.value:
+      raise app.UsageError(
+        f'{workdir} holds a run of {epochs} epochs, not --epochs={_EPOCHS.value}: '
+        'pass another --runs_dir'
+      )
     logging.info('%s seed %d: finished before, skipped', setting, seed)
     return
-  cmd = command(setting, seed, workdir)
+  cmd = command(setting, seed, workdir, _EPOCHS.value)
   logging.info('%s seed %d: %s', setting, seed, ' '.join(cmd))
   subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -120,19 +131,20 @@ def game(metrics: list[dict]) -> dict:
   spikes = [
     logged[i]['step']
     for i in range(SPIKE_WINDOW, len(adv))
-    if adv[i] > SPIKE_FLOOR
-    and adv[i] > SPIKE_FACTOR * sorted(adv[i - SPIKE_WINDOW : i])[SPIKE_WINDOW // 2]
+    if adv[i] > SPIKE_FLOOR and adv[i] > SPIKE_FACTOR * np.median(adv[i - SPIKE_WINDOW : i])
   ]
+  counted = len(adv) > SPIKE_WINDOW  # Too short a run to tell a spike from its start.
   return dict(
     out,
     final_disc_acc=sum(tail) / len(tail),
     first_win_step=wins[0] if wins else None,
-    spikes=len(spikes),
+    spikes=len(spikes) if counted else None,
     spike_steps=spikes,
     max_adversarial_after_win=max(
       (a for m, a in zip(logged, adv, strict=True) if wins and m['step'] > wins[0]), default=None
     ),
-    curve=[[m['step'], round(m['adversarial'], 5), round(m['disc_acc'], 4)] for m in logged],
+    # Four significant figures: a winning classifier's loss falls far below 1e-5.
+    curve=[[m['step'], float(f'{m["adversarial"]:.4g}'), round(m['disc_acc'], 4)] for m in logged],
   )
 
 
@@ -142,18 +154,21 @@ def record(setting: str, workdir: pathlib.Path) -> dict:
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   metrics = [json.loads(line) for line in lines if line.strip()]
   seed = int(workdir.name.removeprefix('seed'))
-  training = [m for m in metrics if 'wall_s' in m]
+  epochs = report.run_budget(workdir)['epochs']
+  evals = [m for m in metrics if 'wall_s' in m]  # The evaluations along training.
   return {
     'setting': setting,
     'seed': seed,
-    'command': ' '.join(command(setting, seed, workdir)[1:]),
-    'wall_s': training[-1]['wall_s'] if training else None,
+    'epochs': epochs,
+    'command': ' '.join(command(setting, seed, workdir, epochs)[1:]),
+    # Training seconds at the last evaluation (a resumed run's last leg only).
+    'wall_s': evals[-1]['wall_s'] if evals else None,
     **{d: {k: results[d][k] for k in report.KS} for d in report.DIRECTIONS},
     'num_validation': results['num_test'],
     'game': game(metrics),
     # Validation top@1 at each evaluation during training: [epoch, traj->img, img->traj].
     'along_training': [
-      [m['epoch'], m['eval_traj2img_top@1'], m['eval_img2traj_top@1']] for m in training
+      [m['epoch'], m['eval_traj2img_top@1'], m['eval_img2traj_top@1']] for m in evals
     ],
   }
 
@@ -162,7 +177,7 @@ def summarise(records: list[dict]) -> dict:
   """report.summary's mean and std over a setting's seeds, and the same of the game's figures."""
   out = report.summary(records)
   for key in ('final_disc_acc', 'spikes'):
-    values = [r['game'][key] for r in records if key in r['game']]
+    values = [r['game'][key] for r in records if r['game'].get(key) is not None]
     if values:
       out[key] = {'mean': float(np.mean(values)), 'std': float(np.std(values))}
   return out
@@ -197,12 +212,7 @@ def markdown(summaries: dict[str, dict], records: list[dict]) -> str:
 
 
 def figure(summaries: dict[str, dict], records: list[dict], path: pathlib.Path) -> None:
-  """Top@1 per setting (error bars: std over seeds) and, per setting, seed 0's game curves."""
-  import matplotlib
-
-  matplotlib.use('Agg')
-  import matplotlib.pyplot as plt
-
+  """Top@1 per setting (error bars: std over seeds) and, per setting, its lowest seed's game."""
   fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
   names = list(summaries)
   width = 0.4
@@ -253,6 +263,10 @@ def collect(runs_dir: pathlib.Path, previous: list[dict]) -> list[dict]:
 
 
 def write(records: list[dict]) -> list[pathlib.Path]:
+  """adversary.json (every run and each setting's summary), adversary.md and adversary.png."""
+  epochs = sorted({r['epochs'] for r in records})
+  if len(epochs) != 1:
+    raise ValueError(f'runs of {epochs} epochs: the study compares settings at one budget')
   by_setting: dict[str, list[dict]] = {}
   for r in records:
     by_setting.setdefault(r['setting'], []).append(r)
@@ -261,7 +275,7 @@ def write(records: list[dict]) -> list[pathlib.Path]:
     'command': 'python -m benchmarks.adversary ' + ' '.join(sys.argv[1:]),
     'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     'machine': machine.describe(),
-    'epochs': _EPOCHS.value,
+    'epochs': epochs[0],
     'split': 'validation (a fifth of the training pedestrians held out)',
     'settings': {
       n: {'config': c, 'overrides': list(o), 'what': w} for n, (c, o, w) in SETTINGS.items()
@@ -272,7 +286,7 @@ def write(records: list[dict]) -> list[pathlib.Path]:
   paths = [RESULTS / 'adversary.json', RESULTS / 'adversary.md', RESULTS / 'adversary.png']
   paths[0].write_text(json.dumps(out, indent=1) + '\n')
   paths[1].write_text(
-    f'Validation split, {_EPOCHS.value} epochs, bi-encoder only (`python -m benchmarks.adversary`;'
+    f'Validation split, {epochs[0]} epochs, bi-encoder only (`python -m benchmarks.adversary`;'
     ' mean ± std over seeds):\n\n' + markdown(summaries, records) + '\n'
   )
   figure(summaries, records, paths[2])

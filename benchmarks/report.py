@@ -108,11 +108,12 @@ def run_budget(workdir: pathlib.Path) -> dict:
   mgr = checkpoint.manager(str(workdir))
   meta = checkpoint.read_meta(mgr, mgr.latest_step())
   train = meta['run_config']['train']
-  budget = {'rule': BUDGET_RULE, 'pairs': meta['total_steps'] * train['batch_size']}
-  budget['epochs'] = train['num_epochs']
-  if meta.get('data_position', {}).get('closed_form'):
-    budget['closed_form'] = True
-  return budget
+  if meta.get('data_position', {}).get('closed_form'):  # No steps: the split is read once.
+    return {'rule': BUDGET_RULE, 'pairs': None, 'epochs': train['num_epochs'], 'closed_form': True}
+  # The planned steps (the last checkpoint of a finished run is the last step), each a global
+  # batch: an epoch drops its last partial batch, so 60 x 10,000 pairs train 599,040.
+  pairs = meta['total_steps'] * train['batch_size']
+  return {'rule': BUDGET_RULE, 'pairs': pairs, 'epochs': train['num_epochs']}
 
 
 def budget_of(records: list[dict]) -> dict | None:
@@ -217,6 +218,10 @@ def bar_chart(summaries: dict[str, dict], ks: tuple[str, ...], title: str, path:
   plt.close(fig)
 
 
+def _epochs(n: int) -> str:
+  return f'{n} epoch' + ('' if n == 1 else 's')
+
+
 def _budget_note(records_by_name: dict[str, list[dict]]) -> str:
   """What every row trained: one budget when the rows share it, else each row's, and where."""
   commands = sorted({r['command'] for rs in records_by_name.values() for r in rs})
@@ -230,14 +235,19 @@ def _budget_note(records_by_name: dict[str, list[dict]]) -> str:
   )
   rows = {n: budget_of(rs) for n, rs in records_by_name.items()}
   trained = {n: b for n, b in rows.items() if b and not b.get('closed_form')}
-  if None in rows.values():
+  if not rows:
+    budget = 'no finished runs'
+  elif None in rows.values():
     unknown = ', '.join(NAMES.get(n, n) for n, b in rows.items() if b is None)
     budget = f'budget unknown for {unknown} (not recorded, or not the same for each seed)'
+  elif not trained:
+    budget = 'closed-form fits only (each reads the training split once)'
   elif len({b['pairs'] for b in trained.values()}) == 1:
     b = next(iter(trained.values()))
-    budget = (
-      f'equal budgets, {b["rule"]}: {b["pairs"]:,} for every trained row ({b["epochs"]} epochs)'
-    )
+    who = 'every trained row' if len(trained) > 1 else 'the bi-encoder'
+    budget = f'{b["rule"]}: {b["pairs"]:,} for {who} ({_epochs(b["epochs"])})'
+    if len(trained) > 1:
+      budget = 'equal budgets, ' + budget
     if len(trained) < len(rows):
       budget += '; closed-form rows read the training split once'
   else:

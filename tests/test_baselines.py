@@ -234,7 +234,7 @@ def test_the_train_step_tells_acmr_the_run_progress(tiny_batch):
   state = state.replace(step=parallel.replicate(np.int32(10), mesh))
   _, metrics = step(state, batch, rng)
   expected = float(losses.reversal_schedule(jnp.asarray(10 / 40)))
-  np.testing.assert_allclose(float(metrics['reversal_scale']), expected, rtol=1e-5)
+  np.testing.assert_allclose(float(metrics['reversal_weight']), expected, rtol=1e-5)
 
 
 def test_acmr_reversal_flips_the_projectors_gradient(tiny_batch):
@@ -243,7 +243,7 @@ def test_acmr_reversal_flips_the_projectors_gradient(tiny_batch):
   scale = 0.5 * (2 / (1 + np.exp(-10 * 0.3)) - 1)
   loss = functools.partial(method.loss, batch=tiny_batch, rng=jax.random.key(0), progress=0.3)
   _, (metrics, _) = loss(params, extra)
-  np.testing.assert_allclose(float(metrics['reversal_scale']), scale, rtol=1e-5)
+  np.testing.assert_allclose(float(metrics['reversal_weight']), scale, rtol=1e-5)
 
   def parts(params):
     z_t = method.embed_trajectories(params, extra, tiny_batch['trajectory'])

@@ -76,8 +76,8 @@ def test_input_gradient_penalty_of_a_linear_classifier_is_its_squared_norm():
   assert not np.any(g)
 
 
-def test_scaled_reversal_takes_a_traced_scale():
-  f = jax.jit(jax.grad(lambda x, s: jnp.sum(losses.scaled_reversal(x, s) * 2.0)))
+def test_gradient_reversal_takes_a_traced_scale():
+  f = jax.jit(jax.grad(lambda x, s: jnp.sum(losses.gradient_reversal(x, s) * 2.0)))
   x = jnp.array([1.0, -2.0])
-  np.testing.assert_array_equal(losses.scaled_reversal(x, 0.3), x)
+  np.testing.assert_array_equal(losses.gradient_reversal(x, 0.3), x)
   np.testing.assert_allclose(f(x, 0.3), [-0.6, -0.6], rtol=1e-6)

@@ -1,8 +1,13 @@
 """Tables built across machines: finished runs committed, and merged with local ones."""
 
+import importlib
 import json
+import pathlib
+
+import numpy as np
 
 from benchmarks import report
+from trajcross_jax import checkpoint
 
 
 def _run(workdir, config, seed, top1, reaches_paper):
@@ -62,10 +67,6 @@ def test_the_redraw_reference_joins_table1_as_a_row_without_seeds(tmp_path):
 
 
 def test_a_runs_budget_is_read_from_its_last_checkpoint(tmp_path):
-  import numpy as np
-
-  from trajcross_jax import checkpoint
-
   mgr = checkpoint.manager(str(tmp_path))
   config = {'train': {'batch_size': 4, 'num_epochs': 2}}
   checkpoint.save(mgr, 3, {'w': np.zeros(2)}, {'total_steps': 7, 'run_config': config})
@@ -73,7 +74,12 @@ def test_a_runs_budget_is_read_from_its_last_checkpoint(tmp_path):
   assert report.run_budget(tmp_path) == {'rule': 'training pairs seen', 'pairs': 28, 'epochs': 2}
   meta = {'total_steps': 7, 'run_config': config, 'data_position': {'closed_form': True}}
   checkpoint.save(mgr, 8, {'w': np.ones(2)}, meta)
-  assert report.run_budget(tmp_path)['closed_form'] is True
+  assert report.run_budget(tmp_path) == {
+    'rule': 'training pairs seen',
+    'pairs': None,
+    'epochs': 2,
+    'closed_form': True,
+  }
 
 
 def _row(seed, pairs, closed_form=False):
@@ -85,7 +91,11 @@ def _row(seed, pairs, closed_form=False):
 
 
 def test_the_budget_note_names_one_budget_or_says_they_differ():
-  equal = {'default': [_row(0, 60_000), _row(1, 60_000)], 'cca': [_row(0, 70_000, True)]}
+  equal = {
+    'default': [_row(0, 60_000), _row(1, 60_000)],
+    'moco': [_row(0, 60_000)],
+    'cca': [_row(0, 70_000, True)],
+  }
   note = report._budget_note(equal)
   assert 'equal budgets, training pairs seen: 60,000 for every trained row (60 epochs)' in note
   assert 'closed-form rows read the training split once' in note
@@ -96,12 +106,13 @@ def test_the_budget_note_names_one_budget_or_says_they_differ():
   seeds_differ = {'default': [_row(0, 60_000), _row(1, 50_000)]}
   note = report._budget_note(seeds_differ)
   assert 'budget unknown for TRAJCROSS (not recorded, or not the same for each seed)' in note
+  one = report._budget_note({'default': [_row(0, 1_000)]})
+  assert 'training pairs seen: 1,000 for the bi-encoder (1 epoch);' in one
+  assert 'closed-form fits only' in report._budget_note({'cca': [_row(0, 70_000, True)]})
+  assert report._budget_note({}).startswith('Runs: no finished runs;')
 
 
 def test_every_table_config_trains_the_defaults_budget():
-  import importlib
-  import pathlib
-
   def pairs(name):
     config = importlib.import_module(f'configs.{name.replace("/", ".")}').get_config()
     return config.train.num_epochs * config.data.train_size, config.train.batch_size

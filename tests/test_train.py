@@ -104,11 +104,11 @@ def test_adversary_options_give_each_player_its_objective(
     *(jax.tree.leaves(x['discriminator']) for x in (grads, g_adv, g_pen)), strict=True
   ):
     np.testing.assert_allclose(g, ga + penalty * gp, rtol=1e-4, atol=1e-6)
-  for g, gc, ga, gp in zip(
-    *(jax.tree.leaves(x['encoders']) for x in (grads, g_con, g_adv, g_pen)), strict=True
+  # The encoders get no share of the penalty (it is computed on stopped embeddings).
+  for g, gc, ga in zip(
+    *(jax.tree.leaves(x['encoders']) for x in (grads, g_con, g_adv)), strict=True
   ):
     np.testing.assert_allclose(g, gc - weight * ga, rtol=1e-4, atol=1e-6)
-    assert not np.any(gp)  # The penalty never reaches the encoders.
   _, (metrics, _) = method.loss(params, {}, tiny_batch, jax.random.key(1), progress)
   np.testing.assert_allclose(metrics['reversal_weight'], weight, rtol=1e-6)
   assert ('disc_penalty' in metrics) == bool(penalty)
@@ -221,21 +221,3 @@ def test_batch_that_does_not_divide_over_devices_is_a_clear_error():
   mesh = parallel.make_mesh(jax.devices()[:2])
   with pytest.raises(ValueError, match='does not divide over 2 devices'):
     parallel.check_batch_size(7, mesh, 'train.batch_size')
-
-
-@pytest.mark.parametrize(
-  'field, value, message',
-  [
-    ('adversarial_schedule', 'ramp', "config.train.adversarial_schedule='ramp'"),
-    ('disc_schedule', 'linear', "config.train.disc_schedule='linear'"),
-    ('disc_label_smoothing', 1.0, r'must be in \[0, 1\)'),
-    ('disc_gradient_penalty', -1.0, 'must be a non-negative number'),
-  ],
-)
-def test_bad_adversary_settings_are_config_errors(field, value, message):
-  from trajcross_jax import validation
-
-  config = test_config.get_config()
-  config.train[field] = value
-  with pytest.raises(ValueError, match=message):
-    validation.validate(config)

@@ -1,7 +1,5 @@
 """Losses: the contrastive objective (Eq. (10)-(11)) and the adversarial modality loss."""
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -51,8 +49,9 @@ def modality_loss(
 ) -> tuple[jnp.ndarray, jnp.ndarray]:
   """Binary cross-entropy of the modality classifier: trajectory = 1, image = 0.
 
-  smoothing: label smoothing; the targets become 1 - smoothing / 2 and smoothing / 2, so a
-  classifier that is already right gains little by growing its logits further.
+  smoothing: label smoothing; the targets become 1 - smoothing / 2 and smoothing / 2, so the
+  loss is least at |logit| = log((2 - smoothing) / smoothing) and rises beyond it: a classifier
+  that is already right is pulled back instead of growing ever more confident.
 
   Returns (loss averaged over both modalities, classifier accuracy).
   """
@@ -69,7 +68,9 @@ def input_gradient_penalty(classify, z: jnp.ndarray) -> jnp.ndarray:
 
   A zero-centred gradient penalty (Mescheder et al. 2018's R1, on both modalities): it keeps the
   classifier's logit smooth around the embeddings, so it cannot grow arbitrarily confident.
-  z is stopped, so the penalty trains the classifier only, never the encoders.
+  z is stopped, so the penalty trains the classifier only, never the encoders. The gradient of
+  the summed logits is each row's own gradient because the classifier treats rows apart (no
+  batch statistics), as models/discriminator.py does.
   """
   grad = jax.grad(lambda x: classify(x).sum())(jax.lax.stop_gradient(z))
   return jnp.sum(grad * grad, axis=-1).mean()
@@ -80,40 +81,29 @@ def reversal_schedule(progress: jax.Array) -> jax.Array:
   return 2.0 / (1.0 + jnp.exp(-10.0 * progress)) - 1.0
 
 
+def reversal_weight(weight: float, schedule: str, progress: jax.Array) -> float | jax.Array:
+  """The gradient reversal's weight at `progress`: `weight` ('constant'), or `weight` ramped up
+  by reversal_schedule ('dann'), as config.train.adversarial_schedule names it."""
+  return weight * reversal_schedule(progress) if schedule == 'dann' else weight
+
+
 @jax.custom_vjp
-def scaled_reversal(x: jax.Array, scale: jax.Array) -> jax.Array:
-  """Identity forward (exactly x); backward multiplies the gradient by -scale, where scale may be
-  traced (gradient_reversal takes a static one). No gradient flows to scale."""
-  return x
-
-
-def _scaled_reversal_fwd(x, scale):
-  return x, scale
-
-
-def _scaled_reversal_bwd(scale, g):
-  return -scale * g, jnp.zeros_like(scale)
-
-
-scaled_reversal.defvjp(_scaled_reversal_fwd, _scaled_reversal_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
-def gradient_reversal(x: jnp.ndarray, scale: float) -> jnp.ndarray:
-  """Identity forward; backward multiplies the gradient by -scale.
+def gradient_reversal(x: jax.Array, scale: float | jax.Array) -> jax.Array:
+  """Identity forward (exactly x); backward multiplies the gradient by -scale.
 
   The minimax game in one backward pass: the classifier descends the adversarial loss, the
-  encoders below this point ascend it with weight `scale`.
+  encoders below this point ascend it with weight `scale`, which may be traced (a schedule
+  over the run's progress). No gradient flows to scale.
   """
   return x
 
 
 def _reversal_fwd(x, scale):
-  return x, None
+  return x, scale
 
 
-def _reversal_bwd(scale, _, g):
-  return (-scale * g,)
+def _reversal_bwd(scale, g):
+  return -scale * g, jnp.zeros_like(scale)
 
 
 gradient_reversal.defvjp(_reversal_fwd, _reversal_bwd)

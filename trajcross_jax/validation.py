@@ -72,6 +72,15 @@ _MODEL_POSITIVE = {
   'corr_ae': ('model.code_dim', 'model.image_pool'),
   'corr_cross_ae': ('model.code_dim', 'model.image_pool'),
 }
+# The modality game's options and their off values, and the methods that read each: another
+# method, or TRAJCROSS without its classifier (nogan), would ignore a value silently.
+_GAME_OPTIONS = {
+  'train.adversarial_schedule': 'constant',
+  'train.disc_schedule': 'constant',
+  'train.disc_label_smoothing': 0.0,
+  'train.disc_gradient_penalty': 0.0,
+}
+_GAME_READERS = {'trajcross': tuple(_GAME_OPTIONS), 'acmr': ('train.adversarial_schedule',)}
 _NON_NEGATIVE = (
   'train.warmup_steps',
   'train.weight_decay',
@@ -149,6 +158,16 @@ def validate(config: ml_collections.ConfigDict) -> None:
   for field, allowed in {**_CHOICES, **_MODEL_CHOICES.get(config.method, {})}.items():
     if _get(config, field) not in allowed:
       raise ValueError(f'config.{field}={_get(config, field)!r}: must be one of {allowed}')
+  plays = config.method != 'trajcross' or config.model.adversarial
+  read = _GAME_READERS.get(config.method, ()) if plays else ()
+  for field, off in _GAME_OPTIONS.items():
+    if field not in read and _get(config, field) != off:
+      why = (
+        f'method {config.method!r} does not read it'
+        if plays
+        else 'nogan (model.adversarial=False) has no modality classifier to apply it to'
+      )
+      raise ValueError(f'config.{field}={_get(config, field)!r}: {why}')
   modalities = tuple(config.embed.modalities)
   if not modalities or not set(modalities) <= {'trajectory', 'image'}:
     raise ValueError(

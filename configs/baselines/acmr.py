@@ -13,5 +13,6 @@ def get_config():
   )
   config.train.acmr_margin = 0.2  # Triplet margin on cosine scores.
   config.train.adversarial_weight = 1.0  # Peak reversal lambda (DANN/ACMR schedule reaches 1).
+  config.train.adversarial_schedule = 'dann'  # ACMR's ramp of lambda over training.
   config.train.learning_rate = 1e-3  # Its Table I run's rate (not TRAJCROSS's tuned one).
   return config

@@ -11,8 +11,9 @@ def get_config(method: str, **model) -> ml_collections.ConfigDict:
   config.method = method
   config.rerank.enabled = False  # Tables I and II compare bi-encoders (the paper's systems).
   # Equal budgets (issue 15): every row of Tables I and II trains as many pairs as TRAJCROSS,
-  # configs/default.py's train.num_epochs (60 x 10,000 pairs, where its bi-encoder passes the
-  # paper's row), at batch train.batch_size. It is inherited here, never set per baseline.
+  # configs/default.py's train.num_epochs at its train.batch_size (60 epochs of 39 full batches
+  # of 256: 599,040 pairs, where its bi-encoder passes the paper's row). Inherited here, never
+  # set per baseline; CCA's closed form reads the training split once.
   # The baseline's own fields: TRAJCROSS's (WCNN heights, raster sizes, ...) mean nothing to it.
   config.model = ml_collections.ConfigDict(model)
   return config

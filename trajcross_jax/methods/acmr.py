@@ -45,8 +45,8 @@ class ACMR(Method):
   The modality classifier (models/discriminator.py, the same MLP as TRAJCROSS's) descends
   its cross-entropy; the projectors get its gradient reversed and scaled by
   `train.adversarial_weight` * lambda_p, with lambda_p = 2 / (1 + exp(-10 p)) - 1 over
-  progress p = steps taken / total steps (the DANN schedule ACMR uses), which the train step
-  passes to the loss.
+  progress p = steps taken / total steps (the DANN schedule ACMR uses, which its config sets as
+  `train.adversarial_schedule`), which the train step passes to the loss.
   """
 
   def __init__(
@@ -94,19 +94,17 @@ class ACMR(Method):
       self.image_projector.apply({'params': params['encoders']['image']}, y)
     )
 
-  def reversal_scale(self, progress: jax.Array) -> jax.Array:
-    """adversarial_weight * lambda_p at the run's `progress` in [0, 1]."""
-    return self.train.adversarial_weight * losses.reversal_schedule(progress)
-
   def loss(self, params, extra, batch, rng, progress):
     z_t = self.embed_trajectories(params, extra, batch['trajectory'])
     z_i = self.embed_images(params, extra, batch['image'], batch['box'])
     triplet = bidirectional_triplet(z_t, z_i, self.train.acmr_margin)
-    scale = self.reversal_scale(progress)
+    scale = losses.reversal_weight(
+      self.train.adversarial_weight, self.train.adversarial_schedule, progress
+    )
 
     def classify(z):
       return self.discriminator.apply(
-        {'params': params['discriminator']}, losses.scaled_reversal(z, scale)
+        {'params': params['discriminator']}, losses.gradient_reversal(z, scale)
       )
 
     adversarial, disc_acc = losses.modality_loss(classify(z_t), classify(z_i))
@@ -118,7 +116,7 @@ class ACMR(Method):
       'triplet': triplet,
       'adversarial': adversarial,
       'disc_acc': disc_acc,
-      'reversal_scale': scale,
+      'reversal_weight': scale,
     }
     return total, (metrics, extra)
 

@@ -124,22 +124,16 @@ class TrajCross(Method):
     def logits(z):
       return self.discriminator.apply({'params': params['discriminator']}, z)
 
-    if train.adversarial_schedule == 'dann':
-      weight = train.adversarial_weight * losses.reversal_schedule(progress)
+    weight = losses.reversal_weight(train.adversarial_weight, train.adversarial_schedule, progress)
 
-      def reverse(z):
-        return losses.scaled_reversal(z, weight)
-
-    else:  # A static weight: the runs made before the schedule existed, bit for bit.
-      weight = jnp.asarray(train.adversarial_weight, jnp.float32)
-
-      def reverse(z):
-        return losses.gradient_reversal(z, train.adversarial_weight)
+    def reverse(z):
+      return losses.gradient_reversal(z, weight)
 
     adversarial, disc_acc = losses.modality_loss(
       logits(reverse(z_t)), logits(reverse(z_i)), train.disc_label_smoothing
     )
-    metrics = {'adversarial': adversarial, 'disc_acc': disc_acc, 'reversal_weight': weight}
+    metrics = {'adversarial': adversarial, 'disc_acc': disc_acc}
+    metrics['reversal_weight'] = jnp.asarray(weight, jnp.float32)
     if train.disc_gradient_penalty:
       penalty = losses.input_gradient_penalty(logits, jnp.concatenate([z_t, z_i]))
       adversarial = adversarial + train.disc_gradient_penalty * penalty

@@ -1,0 +1,53 @@
+"""Config checks (trajcross_jax/validation.py): a bad value is one line naming the field."""
+
+import pytest
+
+from configs import nogan
+from configs import test as test_config
+from configs.baselines import acmr, moco
+from trajcross_jax import validation
+
+
+@pytest.mark.parametrize(
+  'field, value, message',
+  [
+    ('adversarial_schedule', 'ramp', "config.train.adversarial_schedule='ramp'"),
+    ('disc_schedule', 'linear', "config.train.disc_schedule='linear'"),
+    ('disc_label_smoothing', 1.0, r'must be in \[0, 1\)'),
+    ('disc_gradient_penalty', -1.0, 'must be a non-negative number'),
+  ],
+)
+def test_bad_adversary_settings_are_config_errors(field, value, message):
+  config = test_config.get_config()
+  config.train[field] = value
+  with pytest.raises(ValueError, match=message):
+    validation.validate(config)
+
+
+@pytest.mark.parametrize(
+  'field, value', [('disc_label_smoothing', 0.1), ('disc_gradient_penalty', 1.0)]
+)
+def test_game_options_without_a_game_are_config_errors(field, value):
+  config = nogan.get_config()
+  config.train[field] = value
+  with pytest.raises(
+    ValueError, match=r'nogan \(model.adversarial=False\) has no modality classifier'
+  ):
+    validation.validate(config)
+  config = moco.get_config()
+  config.train[field] = value
+  with pytest.raises(ValueError, match="method 'moco' does not read it"):
+    validation.validate(config)
+  config = test_config.get_config()
+  config.train[field] = value
+  validation.validate(config)  # TRAJCROSS reads every one.
+
+
+def test_acmr_reads_the_schedule_but_not_the_classifier_options():
+  config = acmr.get_config()
+  assert config.train.adversarial_schedule == 'dann'
+  config.train.adversarial_schedule = 'constant'
+  validation.validate(config)
+  config.train.disc_schedule = 'cosine'
+  with pytest.raises(ValueError, match="method 'acmr' does not read it"):
+    validation.validate(config)
