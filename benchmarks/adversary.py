@@ -11,11 +11,11 @@ never looks at the test split (PROTOCOL.md section 5). Workdirs are RUNS_DIR/<se
 a finished one (eval/results.json) is skipped, an unfinished one resumes from its checkpoint.
 
 Besides top@k, each run's metrics.jsonl says how the game went: the classifier's accuracy over
-the last tenth of training, the step at which it first wins (accuracy >= 0.99), and the spikes of
-the adversarial loss (a logged value above SPIKE_FACTOR times the median of the SPIKE_WINDOW
-logged values before it, and above SPIKE_FLOOR; the first SPIKE_WINDOW values are never
-spikes). Writes benchmarks/results/adversary.{json,md,png}; runs in the JSON that are not in
-RUNS_DIR are kept, so the study can grow across machines and days.
+the last tenth of training, the step at which it first wins (accuracy >= 0.99, after the
+encoders' warmup), and the spikes of the adversarial loss (a logged value above SPIKE_FACTOR
+times the median of the SPIKE_WINDOW logged values before it, and above SPIKE_FLOOR; the first
+SPIKE_WINDOW values are never spikes). Writes benchmarks/results/adversary.{json,md,png}; runs
+in the JSON that are not in RUNS_DIR are kept, so the study can grow across machines and days.
 """
 
 import json
@@ -29,6 +29,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks import machine, report
+from trajcross_jax import checkpoint
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -118,8 +119,12 @@ def run_one(setting: str, seed: int) -> None:
   subprocess.run(cmd, cwd=REPO, check=True)
 
 
-def game(metrics: list[dict]) -> dict:
-  """How the modality game went, from a run's logged training metrics (not its evaluations)."""
+def game(metrics: list[dict], warmup_steps: int = 0) -> dict:
+  """How the modality game went, from a run's logged training metrics (not its evaluations).
+
+  A win counts only after the encoders' warmup: the classifier separates the untrained
+  encoders' embeddings at once, before the game has begun.
+  """
   logged = [m for m in metrics if 'loss' in m]
   out = {'steps': logged[-1]['step'] if logged else 0}
   if not logged or 'disc_acc' not in logged[0]:
@@ -127,7 +132,7 @@ def game(metrics: list[dict]) -> dict:
   acc = [m['disc_acc'] for m in logged]
   adv = [m['adversarial'] for m in logged]
   tail = acc[-max(len(acc) // 10, 1) :]
-  wins = [m['step'] for m in logged if m['disc_acc'] >= WIN_ACC]
+  wins = [m['step'] for m in logged if m['disc_acc'] >= WIN_ACC and m['step'] > warmup_steps]
   spikes = [
     logged[i]['step']
     for i in range(SPIKE_WINDOW, len(adv))
@@ -154,7 +159,9 @@ def record(setting: str, workdir: pathlib.Path) -> dict:
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   metrics = [json.loads(line) for line in lines if line.strip()]
   seed = int(workdir.name.removeprefix('seed'))
-  epochs = report.run_budget(workdir)['epochs']
+  mgr = checkpoint.manager(str(workdir))
+  train = checkpoint.read_meta(mgr, mgr.latest_step())['run_config']['train']
+  epochs = train['num_epochs']
   evals = [m for m in metrics if 'wall_s' in m]  # The evaluations along training.
   return {
     'setting': setting,
@@ -165,7 +172,7 @@ def record(setting: str, workdir: pathlib.Path) -> dict:
     'wall_s': evals[-1]['wall_s'] if evals else None,
     **{d: {k: results[d][k] for k in report.KS} for d in report.DIRECTIONS},
     'num_validation': results['num_test'],
-    'game': game(metrics),
+    'game': game(metrics, train['warmup_steps']),
     # Validation top@1 at each evaluation during training: [epoch, traj->img, img->traj].
     'along_training': [
       [m['epoch'], m['eval_traj2img_top@1'], m['eval_img2traj_top@1']] for m in evals

@@ -30,6 +30,8 @@ def test_game_finds_the_first_win_and_the_spikes():
   acc = [0.5] * 12 + [1.0] * 12 + [0.31] + [1.0] * 12
   g = adversary.game(_logged(adv, acc) + [{'step': 900, 'epoch': 1, 'wall_s': 3.0}])
   assert g['first_win_step'] == 260
+  # A win during the encoders' warmup is the untrained start, not the game.
+  assert adversary.game(_logged(adv, acc), warmup_steps=300)['first_win_step'] == 320
   assert g['spike_steps'] == [500] and g['spikes'] == 1
   assert g['max_adversarial_after_win'] == 8.7
   assert g['final_disc_acc'] == 1.0
@@ -59,7 +61,8 @@ def _finished(workdir, top1, game_metrics, epochs=40):
   evals.update({'eval_traj2img_top@1': top1, 'eval_img2traj_top@1': top1 + 1})
   lines = [*game_metrics, evals]
   (workdir / 'metrics.jsonl').write_text('\n'.join(json.dumps(m) for m in lines))
-  meta = {'total_steps': 20, 'run_config': {'train': {'batch_size': 4, 'num_epochs': epochs}}}
+  train = {'batch_size': 4, 'num_epochs': epochs, 'warmup_steps': 0}
+  meta = {'total_steps': 20, 'run_config': {'train': train}}
   checkpoint.save(checkpoint.manager(str(workdir)), 20, {'w': np.zeros(1)}, meta)
 
 
