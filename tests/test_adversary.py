@@ -4,16 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from absl import flags
 
 from benchmarks import adversary
 from trajcross_jax import checkpoint
-
-
-@pytest.fixture(autouse=True)
-def _flags():
-  if not flags.FLAGS.is_parsed():
-    flags.FLAGS(['adversary'])
 
 
 def _logged(adv, acc):
