@@ -29,7 +29,6 @@ import numpy as np
 from absl import app, flags, logging
 
 from benchmarks import machine, report
-from trajcross_jax import checkpoint
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
@@ -89,17 +88,8 @@ _REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results
 
 def command(setting: str, seed: int, workdir: pathlib.Path, epochs: int) -> list[str]:
   config, overrides, _ = SETTINGS[setting]
-  return [
-    sys.executable,
-    '-m',
-    'trajcross_jax.main',
-    f'--config=configs/{config}.py',
-    f'--workdir={workdir}',
-    f'--config.seed={seed}',
-    f'--config.train.num_epochs={epochs}',
-    *VALIDATION,
-    *overrides,
-  ]
+  seed_epochs = (f'--config.seed={seed}', f'--config.train.num_epochs={epochs}')
+  return machine.main_command(config, workdir, *seed_epochs, *VALIDATION, *overrides)
 
 
 def run_one(setting: str, seed: int) -> None:
@@ -159,8 +149,7 @@ def record(setting: str, workdir: pathlib.Path) -> dict:
   lines = (workdir / 'metrics.jsonl').read_text().splitlines()
   metrics = [json.loads(line) for line in lines if line.strip()]
   seed = int(workdir.name.removeprefix('seed'))
-  mgr = checkpoint.manager(str(workdir))
-  train = checkpoint.read_meta(mgr, mgr.latest_step())['run_config']['train']
+  train = report.last_meta(workdir)['run_config']['train']
   epochs = train['num_epochs']
   evals = [m for m in metrics if 'wall_s' in m]  # The evaluations along training.
   return {

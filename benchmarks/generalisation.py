@@ -14,7 +14,6 @@ import datetime
 import json
 import pathlib
 import subprocess
-import sys
 import time
 
 from absl import app, flags, logging
@@ -78,17 +77,6 @@ def write_lonlat_csv(path: pathlib.Path) -> list[str]:
   ]
 
 
-def main_command(config: str, workdir: pathlib.Path, *args: str) -> list[str]:
-  return [
-    sys.executable,
-    '-m',
-    'trajcross_jax.main',
-    f'--config=configs/{config}.py',
-    f'--workdir={workdir}',
-    *args,
-  ]
-
-
 def run(cmd: list[str]) -> float:
   start = time.perf_counter()
   logging.info('%s', ' '.join(cmd))
@@ -104,14 +92,14 @@ def main(argv):
   epochs = f'--config.train.num_epochs={_EPOCHS.value}'
   train_s = None
   if not (workdir / 'checkpoints').exists():
-    train_s = run(main_command('default', workdir, '--mode=train', epochs))
+    train_s = run(machine.main_command('default', workdir, '--mode=train', epochs))
   csv_overrides = write_lonlat_csv(runs / 'nicosia.csv')
   rows = []
   for name, config, overrides in SCENES:
     extra = list(overrides) + (csv_overrides if config == 'custom' else [])
     for frame in ('train', 'target'):
       run(
-        main_command(
+        machine.main_command(
           config, workdir, '--mode=eval', epochs, *extra, f'--config.eval.normalisation={frame}'
         )
       )

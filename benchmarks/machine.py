@@ -1,7 +1,10 @@
-"""What a benchmark ran on, recorded beside every figure it writes, and how it times."""
+"""What a benchmark ran on, recorded beside every figure it writes, how it times, and the
+command by which it runs the project's entry point."""
 
 import os
+import pathlib
 import platform
+import sys
 import time
 from collections.abc import Callable
 
@@ -28,3 +31,15 @@ def seconds(fn: Callable[[], object]) -> float:
   start = time.perf_counter()
   fn()
   return time.perf_counter() - start
+
+
+def main_command(config: str, workdir: pathlib.Path | str, *args: str) -> list[str]:
+  """`python -m trajcross_jax.main` with configs/<config>.py, a workdir and further flags."""
+  return [
+    sys.executable,
+    '-m',
+    'trajcross_jax.main',
+    f'--config=configs/{config}.py',
+    f'--workdir={workdir}',
+    *args,
+  ]

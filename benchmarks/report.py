@@ -100,13 +100,18 @@ def commit_run(workdir: pathlib.Path, info: dict, committed: pathlib.Path) -> pa
   return out
 
 
-def run_budget(workdir: pathlib.Path) -> dict:
-  """A finished run's training budget, from its last checkpoint's record: the pairs it trained
-  on (steps x global batch) and its epochs; a closed-form fit reads the training split once."""
+def last_meta(workdir: pathlib.Path) -> dict:
+  """The JSON record saved with a run's last checkpoint (its whole config among it)."""
   from trajcross_jax import checkpoint
 
   mgr = checkpoint.manager(str(workdir))
-  meta = checkpoint.read_meta(mgr, mgr.latest_step())
+  return checkpoint.read_meta(mgr, mgr.latest_step())
+
+
+def run_budget(workdir: pathlib.Path) -> dict:
+  """A finished run's training budget, from its last checkpoint's record: the pairs it trained
+  on (steps x global batch) and its epochs; a closed-form fit reads the training split once."""
+  meta = last_meta(workdir)
   train = meta['run_config']['train']
   if meta.get('data_position', {}).get('closed_form'):  # No steps: the split is read once.
     return {'rule': BUDGET_RULE, 'pairs': None, 'epochs': train['num_epochs'], 'closed_form': True}
@@ -188,7 +193,7 @@ def claims_table(summaries: dict[str, dict], paper: dict[str, tuple]) -> str:
     cells = []
     for d, row in zip(DIRECTIONS, paper[name], strict=True):
       m = s[d]['top@1']
-      cells.append(f'{verdict(m["mean"], m["std"], len(s["seeds"]), row[0])}')
+      cells.append(verdict(m['mean'], m['std'], len(s['seeds']), row[0]))
     lines.append(f'| {NAMES.get(name, name)} | {len(s["seeds"])} | {cells[0]} | {cells[1]} |')
   points = f'{AGREE_POINTS:g} point' + ('' if AGREE_POINTS == 1 else 's')
   rule = (

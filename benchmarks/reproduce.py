@@ -20,7 +20,6 @@ run in RUNS_DIR, and the README's generated results section from the results fil
 import json
 import pathlib
 import subprocess
-import sys
 import time
 
 from absl import app, flags, logging
@@ -51,14 +50,7 @@ def run_one(config: str, seed: int) -> pathlib.Path:
   if (workdir / 'run_info.json').exists() or (committed.exists() and not _OVERRIDES.value):
     logging.info('%s seed %d: finished before, skipped', config, seed)
     return workdir
-  cmd = [
-    sys.executable,
-    '-m',
-    'trajcross_jax.main',
-    f'--config=configs/{config}.py',
-    f'--workdir={workdir}',
-    f'--config.seed={seed}',
-  ]
+  cmd = machine.main_command(config, workdir, f'--config.seed={seed}')
   if _DATA_DIR.value:
     cmd.append(f'--config.data.data_dir={_DATA_DIR.value}')
   if _MANUAL_DIR.value:

@@ -72,6 +72,8 @@ _MODEL_POSITIVE = {
   'corr_ae': ('model.code_dim', 'model.image_pool'),
   'corr_cross_ae': ('model.code_dim', 'model.image_pool'),
 }
+# Fields that must be numbers in [0, 1).
+_UNIT_INTERVAL = ('data.validation_fraction', 'train.disc_label_smoothing')
 # The modality game's options and their off values, and the methods that read each: another
 # method, or TRAJCROSS without its classifier (nogan), would ignore a value silently.
 _GAME_OPTIONS = {
@@ -140,14 +142,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
       f'config.train.batch_size={config.train.batch_size} is larger than '
       f'config.data.train_size={config.data.train_size}'
     )
+  for field in _UNIT_INTERVAL:
+    value = _get(config, field)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+      raise ValueError(f'config.{field}={value!r}: must be in [0, 1)')
   fraction = config.data.validation_fraction
-  if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 <= fraction < 1:
-    raise ValueError(f'config.data.validation_fraction={fraction!r}: must be in [0, 1)')
-  smoothing = config.train.disc_label_smoothing
-  if (
-    isinstance(smoothing, bool) or not isinstance(smoothing, int | float) or not 0 <= smoothing < 1
-  ):
-    raise ValueError(f'config.train.disc_label_smoothing={smoothing!r}: must be in [0, 1)')
   if config.eval.split not in SPLITS:
     raise ValueError(f'config.eval.split={config.eval.split!r}: must be one of {SPLITS}')
   if config.eval.split == 'validation' and fraction == 0:
