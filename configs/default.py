@@ -91,6 +91,10 @@ def get_config() -> ml_collections.ConfigDict:
   train.temperature = 0.07  # Initial InfoNCE temperature.
   train.learn_temperature = True  # Learn 1/temperature (clipped at 100).
   train.redraw_images = True  # Re-draw training images each step (PROTOCOL.md section 8).
+  # Hard datasets only (data/hard.py): the share of the training pairs, of both stages, drawn by
+  # the paper protocol's rules instead (the true track and its clean line image), so that a model
+  # trained on the hard protocol keeps the clean one. 0: every pair by the dataset's hard rules.
+  train.clean_fraction = 0.0
   train.log_every_steps = 20  # Log and append metrics.jsonl every this many steps.
   # Evaluate config.eval.split every this many epochs and at the end, into metrics.jsonl and the
   # curves PNG (about 2 s on 2 cores for the 2,379 test pairs). 0: never during training.
@@ -117,6 +121,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Draw the training pairs afresh each epoch (the images; on hard datasets the observations too)
   # rather than train on the stored ones. False: as the committed runs were made.
   rerank.redraw_images = False
+  # With redraw_images on a hard dataset: the share of those pairs drawn by the paper protocol's
+  # rules instead (as train.clean_fraction does for the bi-encoder). 0: all by the hard rules.
+  rerank.clean_fraction = 0.0
 
   config.eval = ml_collections.ConfigDict()
   config.eval.batch_size = 512  # Embedding batch; the last one is padded and masked.

@@ -65,3 +65,29 @@ def test_hard_redraws_draw_the_track_by_the_rules_and_observe_it_afresh(tiny_bat
     drawn, _, kept = redraw(jax.random.key(0), track, 64, one, crowd=crowd)
     np.testing.assert_array_equal(kept, track)  # No track rule: no noise.
     assert np.abs(np.asarray(drawn, float) - np.asarray(clean, float)).mean() > 0.5, rule
+
+
+def test_a_clean_fraction_draws_that_share_by_the_paper_rules_and_the_rest_hard(tiny_batch):
+  track = np.tile(tiny_batch['trajectory'], (16, 1, 1))  # 128 tracks.
+  redraw = jax.jit(augment.redraw_images, static_argnums=(2, 3, 5))
+  crowd = _crowd(track)
+  image, box, observed = redraw(jax.random.key(0), track, 64, hard.HARD, crowd, 0.5)
+  image, observed = np.asarray(image), np.asarray(observed)
+  clean = (observed == track).all(axis=(1, 2))  # The true track itself, not an observation.
+  assert 40 <= clean.sum() <= 88  # Binomial(128, 0.5): 5.6 standard deviations either side.
+  assert np.abs(observed[~clean] - track[~clean]).max(axis=(1, 2)).min() > 0  # Noisy.
+  # A clean image is one line on black (no crowd either: over 90 % of it black here); HARD's
+  # background texture and pixel noise leave under 65 % black in the others.
+  black = (image.reshape(len(track), -1) == 0).mean(axis=1)
+  assert black[clean].min() > 0.85 and black[~clean].max() < 0.75
+  # Every image's box holds the true track, as either protocol draws it.
+  x, y = track[..., 0], track[..., 1]
+  box = np.asarray(box)
+  assert (box[:, [0]] <= x + 1e-4).all() and (x <= box[:, [2]] + 1e-4).all()
+  assert (box[:, [3]] <= y + 1e-4).all() and (y <= box[:, [1]] + 1e-4).all()
+  # No share, no clean pair: the hard draws of before, bit for bit.
+  none = redraw(jax.random.key(0), track, 64, hard.HARD, crowd, 0.0)
+  default = redraw(jax.random.key(0), track, 64, hard.HARD, crowd)
+  for a, b in zip(none, default, strict=True):
+    np.testing.assert_array_equal(a, b)
+  assert not (np.asarray(none[2]) == track).all(axis=(1, 2)).any()

@@ -69,7 +69,8 @@ def test_train_then_eval_in_a_fresh_process(tmp_path, synthetic_data_dir):
 def test_a_hard_dataset_trains_and_evaluates_and_a_clean_model_is_scored_on_it(tmp_path):
   hard = ('--config.data.name=synthetic_hard',)
   data = tmp_path / 'tfds'
-  _main(tmp_path / 'hard', data, '--mode=train', *hard)
+  # A share of the training pairs drawn clean: the mixed step runs through main.
+  _main(tmp_path / 'hard', data, '--mode=train', *hard, '--config.train.clean_fraction=0.5')
   _main(tmp_path / 'hard', data, '--mode=eval', *hard)
   _main(tmp_path / 'clean', data, '--mode=train')
   _main(tmp_path / 'clean', data, '--mode=eval', *hard)  # Robustness: clean model, hard pairs.

@@ -245,6 +245,10 @@ def test_redrawn_pairs_are_fresh_draws_by_the_dataset_rules(tiny_batch):
   assert not np.allclose(first['trajectory'], track)  # A hard dataset observes anew,
   assert not np.allclose(first['trajectory'], again['trajectory'])  # each time differently.
   np.testing.assert_array_equal(first['track'], track)  # What it draws from stays.
+  # Almost every pair clean (the paper rules from the true track), the rest hard.
+  mixed = rerank_train.redrawn(data, jax.random.key(0), hard.HARD, 0.99, chunk=3)
+  kept = (mixed['trajectory'] == track).all(axis=(1, 2))
+  assert kept.sum() >= len(track) - 1
 
 
 def test_a_reranker_trains_on_redrawn_pairs_and_replaces_the_one_there(

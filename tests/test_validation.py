@@ -51,3 +51,21 @@ def test_acmr_reads_the_schedule_but_not_the_classifier_options():
   config.train.disc_schedule = 'cosine'
   with pytest.raises(ValueError, match="method 'acmr' does not read it"):
     validation.validate(config)
+
+
+@pytest.mark.parametrize('field', ['train.clean_fraction', 'rerank.clean_fraction'])
+def test_a_clean_share_needs_a_hard_dataset_and_its_redraws(field):
+  section, name = field.split('.')
+  config = test_config.get_config()
+  config[section][name] = 1.0
+  with pytest.raises(ValueError, match=rf'config.{field}=1.0: must be in \[0, 1\)'):
+    validation.validate(config)
+  config[section][name] = 0.3
+  with pytest.raises(ValueError, match=rf'config.{field}=0.3: needs a hard dataset'):
+    validation.validate(config)  # test.py's dataset is the clean synthetic one.
+  config.data.name = 'synthetic_hard'
+  config[section].redraw_images = False
+  with pytest.raises(ValueError, match=f'config.{section}.redraw_images=True'):
+    validation.validate(config)
+  config[section].redraw_images = True
+  validation.validate(config)

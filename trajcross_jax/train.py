@@ -52,19 +52,21 @@ def train_step(
   redraw_images: bool,
   total_steps: int,
   hard: HardOptions = hard_lib.PAPER,
+  clean_fraction: float = 0.0,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One update on a global batch. Pure: the randomness of step s is fold_in(rng, s).
 
   With redraw_images, each pair is drawn again: the image (and box) by the dataset's rules; on a
   hard dataset (`hard` active) also the trajectory, a fresh observation of the batch's 'track'
-  (and with the crowd rule, the batch's 'crowd' paths drawn in the image).
+  (and with the crowd rule, the batch's 'crowd' paths drawn in the image); a share
+  clean_fraction of those pairs is drawn by the paper protocol's rules instead.
   """
   rng = jax.random.fold_in(rng, state.step)
   rng_draw, rng_loss = jax.random.split(rng)
   if redraw_images:
     shown = batch['track'] if hard.active else batch['trajectory']
     image, box, trajectory = augment.redraw_images(
-      rng_draw, shown, batch['image'].shape[1], hard, crowd=batch.get('crowd')
+      rng_draw, shown, batch['image'].shape[1], hard, batch.get('crowd'), clean_fraction
     )
     batch = {k: v for k, v in batch.items() if k not in ('track', 'crowd')}
     batch = dict(batch, image=image, box=box, trajectory=trajectory)
@@ -86,6 +88,7 @@ def make_parallel_step(
   mesh: jax.sharding.Mesh,
   state_shape,
   hard: HardOptions = hard_lib.PAPER,
+  clean_fraction: float = 0.0,
 ):
   """train_step jitted over `mesh`: batch sharded on 'data', state and metrics replicated."""
   step = functools.partial(
@@ -95,6 +98,7 @@ def make_parallel_step(
     redraw_images=redraw_images,
     total_steps=total_steps,
     hard=hard,
+    clean_fraction=clean_fraction,
   )
   rep = parallel.replicated(mesh)
   state_sharding = jax.tree.map(lambda _: rep, state_shape)
@@ -195,7 +199,16 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # Accuracy along the run: config.eval.split every eval_every_epochs (0: never).
   eval_every = config.train.eval_every_epochs * per_epoch
   eval_source = pipeline.run_split(builder, config.eval.split, config.data) if eval_every else None
-  p_step = make_parallel_step(method, tx, config.train.redraw_images, num_steps, mesh, state, hard)
+  p_step = make_parallel_step(
+    method,
+    tx,
+    config.train.redraw_images,
+    num_steps,
+    mesh,
+    state,
+    hard,
+    config.train.clean_fraction,
+  )
   rng = parallel.replicate(jax.random.key(config.seed), mesh)
 
   start = int(state.step)

@@ -73,7 +73,18 @@ _MODEL_POSITIVE = {
   'corr_cross_ae': ('model.code_dim', 'model.image_pool'),
 }
 # Fields that must be numbers in [0, 1).
-_UNIT_INTERVAL = ('data.validation_fraction', 'train.disc_label_smoothing')
+_UNIT_INTERVAL = (
+  'data.validation_fraction',
+  'train.disc_label_smoothing',
+  'train.clean_fraction',
+  'rerank.clean_fraction',
+)
+# Shares of clean pairs in a hard dataset's re-drawn training pairs, with the switch that
+# re-draws them: without both a hard dataset and the switch nothing would read the share.
+_CLEAN_FRACTIONS = {
+  'train.clean_fraction': 'train.redraw_images',
+  'rerank.clean_fraction': 'rerank.redraw_images',
+}
 # The modality game's options and their off values, and the methods that read each: another
 # method, or TRAJCROSS without its classifier (nogan), would ignore a value silently.
 _GAME_OPTIONS = {
@@ -146,6 +157,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
       raise ValueError(f'config.{field}={value!r}: must be in [0, 1)')
+  hard_data = pipeline.hard_options(config.data).active
+  for field, switch in _CLEAN_FRACTIONS.items():
+    if _get(config, field) > 0 and not (hard_data and _get(config, switch)):
+      raise ValueError(
+        f'config.{field}={_get(config, field)!r}: needs a hard dataset (data/hard.py) and '
+        f'config.{switch}=True, which re-draw the training pairs it mixes'
+      )
   fraction = config.data.validation_fraction
   if config.eval.split not in SPLITS:
     raise ValueError(f'config.eval.split={config.eval.split!r}: must be one of {SPLITS}')

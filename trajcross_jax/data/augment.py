@@ -13,6 +13,7 @@ def redraw_images(
   image_size: int,
   hard: hard_lib.HardOptions = hard_lib.PAPER,
   crowd: jax.Array | None = None,
+  clean_fraction: float = 0.0,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Draws a fresh image and box for each trajectory by the rules of PROTOCOL.md section 4.
 
@@ -25,10 +26,23 @@ def redraw_images(
   as the builder made the stored pairs. The crowd rule draws the batch's other paths `crowd`
   (B, slots, M, 2; the dataset's 'crowd' feature) in the same image.
 
+  With hard rules and clean_fraction > 0, each pair is instead drawn by the paper protocol's
+  rules with that probability: the true track itself and its clean line image (a model trained
+  on such a mix keeps the clean protocol; config.train.clean_fraction).
+
   Returns:
     (image (B, S, S, 1) uint8, box (B, 4) float32, trajectory (B, M, 2)): the trajectory is the
     one given when no hard rule applies.
   """
+  if hard.active and clean_fraction > 0:
+    key_hard, key_clean, key_pick = jax.random.split(key, 3)
+    hard_drawn = redraw_images(key_hard, trajectory, image_size, hard, crowd)
+    clean_drawn = redraw_images(key_clean, trajectory, image_size)
+    clean = jax.random.uniform(key_pick, trajectory.shape[:1]) < clean_fraction
+    return tuple(
+      jnp.where(clean.reshape((-1,) + (1,) * (h.ndim - 1)), c, h)
+      for h, c in zip(hard_drawn, clean_drawn, strict=True)
+    )
   if hard.active:  # The paper protocol's draws stay those of `key` itself.
     key, key_draws = jax.random.split(key)
   windows, widths = render.sample_image_params(key, trajectory)

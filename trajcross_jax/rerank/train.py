@@ -77,18 +77,23 @@ def group_batch(data: dict[str, np.ndarray], queries: np.ndarray, ids: np.ndarra
 
 
 def redrawn(
-  data: dict[str, np.ndarray], key: jax.Array, hard: hard_lib.HardOptions, chunk: int = 1024
+  data: dict[str, np.ndarray],
+  key: jax.Array,
+  hard: hard_lib.HardOptions,
+  clean_fraction: float = 0.0,
+  chunk: int = 1024,
 ) -> dict[str, np.ndarray]:
   """The split's pairs drawn afresh from `key` (augment.redraw_images, in chunks): images and
-  boxes, and on a hard dataset the trajectories, fresh observations of the 'track' feature."""
+  boxes, and on a hard dataset the trajectories, fresh observations of the 'track' feature (a
+  share clean_fraction of them the true track with its clean line image)."""
   size = int(data['image'].shape[1])
-  redraw = jax.jit(augment.redraw_images, static_argnums=(2, 3))
+  redraw = jax.jit(augment.redraw_images, static_argnums=(2, 3, 5))
   shown = data['track'] if hard.active else data['trajectory']
   parts = []
   for i, start in enumerate(range(0, len(shown), chunk)):
     rows = slice(start, start + chunk)
     crowd = data['crowd'][rows] if hard.crowd > 0 else None
-    drawn = redraw(jax.random.fold_in(key, i), shown[rows], size, hard, crowd=crowd)
+    drawn = redraw(jax.random.fold_in(key, i), shown[rows], size, hard, crowd, clean_fraction)
     parts.append([np.asarray(x) for x in drawn])
   image, box, trajectory = (np.concatenate(p) for p in zip(*parts, strict=True))
   return dict(data, image=image, box=box, trajectory=trajectory)
@@ -165,7 +170,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
       order = rng.permutation(2 * n)  # Ids >= n: image queries.
       if rerank.redraw_images:
         epoch_key = jax.random.fold_in(jax.random.key(config.seed), (step - 1) // steps_per_epoch)
-        data = redrawn(data, epoch_key, hard)
+        data = redrawn(data, epoch_key, hard, rerank.clean_fraction)
     picked = order[epoch_pos * rerank.batch_size : (epoch_pos + 1) * rerank.batch_size]
     is_image = picked >= n
     queries = picked % n
