@@ -22,7 +22,6 @@ import json
 import pathlib
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -62,8 +61,9 @@ _CLEAN = flags.DEFINE_string(
 _RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'hard'), 'Work root.')
 
 
-def _main(*args: str) -> None:
-  cmd = [sys.executable, '-m', 'trajcross_jax.main', '--config=configs/default.py', *args]
+def _main(workdir: pathlib.Path, *args: str) -> None:
+  """configs/default.py's entry point in `workdir` with further flags."""
+  cmd = machine.main_command('default', workdir, *args)
   logging.info('%s', ' '.join(cmd))
   subprocess.run(cmd, cwd=REPO, check=True)
 
@@ -119,7 +119,7 @@ def model_rows(workdir: pathlib.Path, trained_on: str, runs: pathlib.Path, proto
     if not out.exists():
       out.parent.mkdir(parents=True, exist_ok=True)
       _main(
-        f'--workdir={workdir}',
+        workdir,
         '--mode=eval',
         f'--config.data.name={dataset}',
         *(f'--config.data.hard.{k}={v}' for k, v in hard.items()),
@@ -176,7 +176,7 @@ def main(argv):
   runs = pathlib.Path(_RUNS_DIR.value).absolute()
   hard_workdir = runs / 'univ_hard' / 'seed0'
   if not (hard_workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
-    _main(f'--workdir={hard_workdir}', '--config.data.name=univ_hard', *HARD_TRAINING)
+    _main(hard_workdir, '--config.data.name=univ_hard', *HARD_TRAINING)
   rows = oracle_rows(runs, PROTOCOLS + FIRST_SIZES)
   rows += reference_rows(runs, PROTOCOLS)
   rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
