@@ -69,3 +69,9 @@ def test_a_clean_share_needs_a_hard_dataset_and_its_redraws(field):
     validation.validate(config)
   config[section].redraw_images = True
   validation.validate(config)
+  # Scoring a mixed model on the clean dataset with its own flags: nothing trains there.
+  config.data.name = 'synthetic'
+  config[section].redraw_images = False
+  validation.validate(config, 'eval')
+  with pytest.raises(ValueError, match='needs a hard dataset'):
+    validation.validate(config, 'rerank')

@@ -84,7 +84,7 @@ def main(argv):
   config = FLAGS.config
   logging.get_absl_handler().addFilter(_quiet_orbax)
   try:
-    validation.validate(config)
+    validation.validate(config, FLAGS.mode)
   except ValueError as e:
     sys.exit(f'error: {e}')
   try:

@@ -80,11 +80,14 @@ _UNIT_INTERVAL = (
   'rerank.clean_fraction',
 )
 # Shares of clean pairs in a hard dataset's re-drawn training pairs, with the switch that
-# re-draws them: without both a hard dataset and the switch nothing would read the share.
+# re-draws them: a run that trains without both a hard dataset and the switch would not read
+# the share. Other modes ignore it, so that a mixed model is scored on univ with its own flags.
 _CLEAN_FRACTIONS = {
   'train.clean_fraction': 'train.redraw_images',
   'rerank.clean_fraction': 'rerank.redraw_images',
 }
+# The main.py modes that train (the bi-encoder, the re-ranker or both).
+TRAINING_MODES = ('train', 'train_and_eval', 'rerank')
 # The modality game's options and their off values, and the methods that read each: another
 # method, or TRAJCROSS without its classifier (nogan), would ignore a value silently.
 _GAME_OPTIONS = {
@@ -112,8 +115,8 @@ def _get(config: ml_collections.ConfigDict, dotted: str):
   return value
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Raises ValueError naming the first field with a bad value."""
+def validate(config: ml_collections.ConfigDict, mode: str = 'train_and_eval') -> None:
+  """Raises ValueError naming the first field with a bad value for main.py's `mode`."""
   if config.method not in METHODS:
     raise ValueError(f'config.method={config.method!r}: must be one of {sorted(METHODS)}')
   if config.data.name not in DATASETS:
@@ -158,7 +161,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
       raise ValueError(f'config.{field}={value!r}: must be in [0, 1)')
   hard_data = pipeline.hard_options(config.data).active
-  for field, switch in _CLEAN_FRACTIONS.items():
+  for field, switch in _CLEAN_FRACTIONS.items() if mode in TRAINING_MODES else ():
     if _get(config, field) > 0 and not (hard_data and _get(config, switch)):
       raise ValueError(
         f'config.{field}={_get(config, field)!r}: needs a hard dataset (data/hard.py) and '
