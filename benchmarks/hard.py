@@ -3,16 +3,17 @@
   python -m benchmarks.hard [--clean_workdir=runs/reproduce/default/seed0] [--runs_dir=runs/hard]
 
 1. configs/default.py trained on `univ_hard` (RUNS_DIR/univ_hard/seed0, with HARD_TRAINING),
-   unless it has finished before (its eval/results.json exists); --clean_workdir is the same
-   config trained on `univ`.
+   and the mixed model (RUNS_DIR/univ_hard+clean<F>/seed0, MIXED_TRAINING: a share of its
+   training pairs drawn clean), each unless it has finished before (its eval/results.json
+   exists); --clean_workdir is the same config trained on `univ`.
 2. The protocols: `univ`, `univ_hard`, and `univ` with each of univ_hard's rules alone (e.g.
    'univ-noise_m0.2'), so that each rule's effect is measured by itself.
 3. On each protocol: the noise oracle (the ceiling of the noise rules, trajcross_jax/
    noise_oracle.py), the re-draw reference (analysis by synthesis, trajcross_jax/
    render_reference.py) and the clean model, the bi-encoder and its two stages
-   (--config.eval.results: the runs' own results files stay as they are); the hard model on
-   `univ` and `univ_hard`; the oracle also at the noise sizes univ_hard first had (FIRST_SIZES).
-   Each measurement is kept in RUNS_DIR and not repeated.
+   (--config.eval.results: the runs' own results files stay as they are); the hard and the
+   mixed model on `univ` and `univ_hard`; the oracle also at the noise sizes univ_hard first
+   had (FIRST_SIZES). Each measurement is kept in RUNS_DIR and not repeated.
 4. benchmarks/results/hard.json (`rows`: protocol, method, trained_on, traj2img / img2traj
    top@1/5/10), hard.md, and hard_preview.png (pairs of univ_hard's test split).
 """
@@ -52,6 +53,14 @@ TOP_K = ('top@1', 'top@5', 'top@10')
 # each epoch, for 12 epochs, chosen on the validation split (benchmarks/results/tuning.md, "The
 # hard protocol").
 HARD_TRAINING = ('--config.rerank.redraw_images=True', '--config.rerank.num_epochs=12')
+# The mixed model: the same, with this share of both stages' training pairs drawn by the paper
+# protocol's rules (train.clean_fraction, rerank.clean_fraction), chosen on the validation
+# split (tuning.md, "A clean share").
+CLEAN_FRACTION = 0.25
+MIXED_TRAINING = HARD_TRAINING + tuple(
+  f'--config.{stage}.clean_fraction={CLEAN_FRACTION}' for stage in ('train', 'rerank')
+)
+MIXED = f'univ_hard+clean{CLEAN_FRACTION}'  # Its `trained_on`.
 
 _CLEAN = flags.DEFINE_string(
   'clean_workdir',
@@ -175,18 +184,22 @@ def main(argv):
   del argv
   runs = pathlib.Path(_RUNS_DIR.value).absolute()
   hard_workdir = runs / 'univ_hard' / 'seed0'
-  if not (hard_workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
-    _main(hard_workdir, '--config.data.name=univ_hard', *HARD_TRAINING)
+  mixed_workdir = runs / MIXED / 'seed0'
+  for workdir, training in ((hard_workdir, HARD_TRAINING), (mixed_workdir, MIXED_TRAINING)):
+    if not (workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
+      _main(workdir, '--config.data.name=univ_hard', *training)
   rows = oracle_rows(runs, PROTOCOLS + FIRST_SIZES)
   rows += reference_rows(runs, PROTOCOLS)
   rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
   rows += model_rows(hard_workdir, 'univ_hard', runs, PROTOCOLS[:2])
+  rows += model_rows(mixed_workdir, MIXED, runs, PROTOCOLS[:2])
   record = {
     'command': 'python -m benchmarks.hard',
     'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     'machine': machine.describe(),
-    'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir)},
+    'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir), MIXED: str(mixed_workdir)},
     'hard_training': list(HARD_TRAINING),
+    'mixed_training': list(MIXED_TRAINING),
     'rows': rows,
   }
   RESULTS.mkdir(parents=True, exist_ok=True)
