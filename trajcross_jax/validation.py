@@ -142,7 +142,7 @@ def validate(config: ml_collections.ConfigDict, mode: str = 'train_and_eval') ->
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
       raise ValueError(f'config.data.{field}={value!r}: must be an integer >= {least}')
   try:
-    pipeline.hard_options(config.data)
+    hard_data = pipeline.hard_options(config.data).active
   except ValueError as e:
     raise ValueError(f'config.data.hard: {e}') from None
   if config.data.name == 'custom':
@@ -160,7 +160,6 @@ def validate(config: ml_collections.ConfigDict, mode: str = 'train_and_eval') ->
     value = _get(config, field)
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
       raise ValueError(f'config.{field}={value!r}: must be in [0, 1)')
-  hard_data = pipeline.hard_options(config.data).active
   for field, switch in _CLEAN_FRACTIONS.items() if mode in TRAINING_MODES else ():
     if _get(config, field) > 0 and not (hard_data and _get(config, switch)):
       raise ValueError(
