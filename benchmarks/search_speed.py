@@ -22,6 +22,7 @@ import sys
 import time
 
 import numpy as np
+import tqdm
 from absl import app, flags, logging
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -50,69 +51,97 @@ _CHUNK = flags.DEFINE_integer('chunk', 65536, 'Pairs drawn and embedded per call
 _APPROXIMATE = flags.DEFINE_bool('approximate', True, 'Also the approximate FAISS indexes.')
 _FAISS_FLAT = flags.DEFINE_bool('faiss_flat', True, 'Also FAISS IndexFlatIP (the exact peer).')
 _RESULTS = flags.DEFINE_string('results_dir', str(RESULTS), 'Where the results files go.')
+_DIRECTIONS = flags.DEFINE_multi_enum(
+  'directions', ['traj2img', 'img2traj'], ['traj2img', 'img2traj'], 'Directions measured.'
+)
+_DTYPE = flags.DEFINE_enum(
+  'gallery_dtype',
+  'float32',
+  ['float32', 'float16'],
+  "The gallery's stored embeddings (float16: half the memory; then ours is exact_float16).",
+)
 _BATCH = 1000
+# What measured the result files written before each file recorded its own command.
+_LEGACY_COMMAND = (
+  'python -m benchmarks.search_speed --sizes 100000 (with the IVF curve points), then '
+  '--sizes 100000,1000000 --nocurve (1M: the chosen approximate index only)'
+)
 _RECALL_QUERIES = 1000
+
+
+DIRECTIONS = {'traj2img': ('image', 'trajectory'), 'img2traj': ('trajectory', 'image')}
 
 
 def measure_size(n: int) -> dict:
   """Everything for one gallery size, in this process."""
+  rng = np.random.default_rng(0)
+  picks = np.sort(rng.choice(n, _RECALL_QUERIES, replace=False))
+  directions = {d: DIRECTIONS[d] for d in _DIRECTIONS.value}
+  if _SOURCE.value == 'walks':
+    galleries, queries, build = walk_gallery(n, directions, picks)
+  else:
+    galleries, build = synthetic_gallery(n)
+    queries = {m: np.ascontiguousarray(x[picks], np.float32) for m, x in galleries.items()}
+  rows = []
+  for direction, (indexed, asking) in directions.items():
+    # One gallery in memory at a time (10M float16 vectors are 5 GB, and FAISS flat holds a
+    # float32 copy): the walks' galleries wait on disk.
+    x = np.array(galleries[indexed])
+    rows += measure_direction(n, direction, x, queries[asking])
+    del x
+  return {'gallery_size': n, **build, 'rows': rows}
+
+
+def measure_direction(n: int, direction: str, x: np.ndarray, queries: np.ndarray) -> list[dict]:
+  """Each index over `x`, built, measured and freed in turn (peak memory: the gallery and one
+  index). Ours first: its ids are the truth for every recall."""
   import faiss
 
   from trajcross_jax.search import index as index_lib
 
-  if _SOURCE.value == 'walks':
-    embeddings, build = walk_gallery(n)
-  else:
-    embeddings, build = synthetic_gallery(n)
+  ours = 'exact' if x.dtype == np.float32 else f'exact_{x.dtype}'
+  builders = {ours: lambda: index_lib.ExactIndex.from_array(x)}
+  if x.dtype == np.float32:
+    builders['exact_float16'] = lambda: index_lib.ExactIndex.from_array(x.astype(np.float16))
+  if _FAISS_FLAT.value:
+    builders['faiss_flat'] = lambda: _faiss_flat(faiss, x)
+  if TorchFlat.available():
+    builders['torch_flat'] = lambda: TorchFlat(x)
+  chosen = index_lib.choose_factory(n, x.shape[1], int(_MAX_MEMORY_MB.value * 2**20))
+  nlist = index_lib._nlist(n)
+  # The chosen index, and two more points on the recall / speed curve. (OPQ's rotation took
+  # 70 s to train at 20,000 vectors here, so it is left to choose_factory's tighter budgets.)
+  factories = dict.fromkeys(
+    [chosen, f'IVF{nlist},Flat', f'IVF{nlist},PQ32'] if _CURVE.value else [chosen]
+  )
+  truth = None
   rows = []
-  rng = np.random.default_rng(0)
-  picks = np.sort(rng.choice(n, _RECALL_QUERIES, replace=False))
-  for direction, indexed, asking in (
-    ('traj2img', 'image', 'trajectory'),
-    ('img2traj', 'trajectory', 'image'),
-  ):
-    x = embeddings[indexed]
-    queries = np.ascontiguousarray(embeddings[asking][picks])
-    builders = {
-      'exact': lambda x=x: index_lib.ExactIndex.from_array(x),
-      'exact_float16': lambda x=x: index_lib.ExactIndex.from_array(x.astype(np.float16)),
-    }
-    if _FAISS_FLAT.value:
-      builders['faiss_flat'] = lambda x=x: _faiss_flat(faiss, x)
-    if TorchFlat.available():
-      builders['torch_flat'] = lambda x=x: TorchFlat(x)
-    engines = {}
-    for name, build_fn in builders.items():
-      start = time.perf_counter()
-      engine = build_fn()
-      engines[name] = (engine, time.perf_counter() - start, None)
-    truth = engines['exact'][0].search(queries, 10)[1]
-    chosen = index_lib.choose_factory(n, x.shape[1], int(_MAX_MEMORY_MB.value * 2**20))
-    nlist = index_lib._nlist(n)
-    # The chosen index, and two more points on the recall / speed curve. (OPQ's rotation took
-    # 70 s to train at 20,000 vectors here, so it is left to choose_factory's tighter budgets.)
-    factories = dict.fromkeys(
-      [chosen, f'IVF{nlist},Flat', f'IVF{nlist},PQ32'] if _CURVE.value else [chosen]
+  for name in [*builders, *(f'faiss:{f}' for f in factories if _APPROXIMATE.value)]:
+    start = time.perf_counter()
+    if name.startswith('faiss:'):
+      engine, info = index_lib.build_faiss(x, queries, name[6:], 0.95, truth=truth)
+      build_s = info['build_s']
+    else:
+      engine, info = builders[name](), None
+      build_s = time.perf_counter() - start
+    if truth is None:
+      truth = _search(engine, queries)
+    row = measure_engine(engine, queries, truth)
+    row.update(
+      gallery_size=n,
+      direction=direction,
+      index=name,
+      chosen=name == f'faiss:{chosen}',
+      build_s=build_s,
+      bytes=_bytes(faiss, engine),
+      search_parameter=info and info['search_parameter'],
+      search_value=info and info['search_value'],
+      peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
     )
-    for factory in factories if _APPROXIMATE.value else ():
-      index, info = index_lib.build_faiss(x, queries, factory, target_recall=0.95)
-      engines[f'faiss:{factory}'] = (index, info['build_s'], info)
-    for name, (engine, build_s, info) in engines.items():
-      row = measure_engine(engine, queries, truth)
-      row.update(
-        gallery_size=n,
-        direction=direction,
-        index=name,
-        chosen=name == f'faiss:{chosen}',
-        build_s=build_s,
-        bytes=_bytes(faiss, engine),
-        search_parameter=info and info['search_parameter'],
-        search_value=info and info['search_value'],
-        peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-      )
-      logging.info('%s', row)
-      rows.append(row)
-  return {'gallery_size': n, **build, 'rows': rows}
+    logging.info('%s', row)
+    rows.append(row)
+    del engine
+  return rows
 
 
 def synthetic_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
@@ -138,7 +167,7 @@ def synthetic_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
   source_all = build.as_data_source('test')
   embed_rate = embedding_rates(retriever, source_all)
 
-  out = runs / f'gallery-{n}'
+  out = runs / (f'gallery-{n}' + ('' if _DTYPE.value == 'float32' else f'-{_DTYPE.value}'))
   source = modes.pipeline.load_split(build, 'test', False, modes.GALLERY_FEATURES)
   manifest = gallery.make_manifest(
     retriever,
@@ -147,7 +176,7 @@ def synthetic_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
     'test',
     n,
     100_000,
-    'float32',
+    _DTYPE.value,
     ('trajectory', 'image'),
   )
   start = time.perf_counter()
@@ -155,17 +184,23 @@ def synthetic_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
   embed_s = time.perf_counter() - start
   embeddings = {m: gallery.load_embeddings(out, m)[0] for m in ('trajectory', 'image')}
   return embeddings, {
+    'gallery_dtype': _DTYPE.value,
     'dataset_build_s': dataset_s,
     'embed_s': embed_s,
     'embed_items_per_s': embed_rate,
   }
 
 
-def walk_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
+def walk_gallery(
+  n: int, directions: dict[str, tuple[str, str]], picks: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
   """n random-walk pairs (benchmarks/walks.py) drawn on the device and embedded in chunks.
 
   No dataset and no shards: for a machine where building the synthetic dataset at n would take
-  longer than the measurement (a GPU lease). Embedding rates exclude the first chunk (compiling).
+  longer than the measurement (a GPU lease, or 10M pairs on 2 cores). Only the indexed
+  modalities of `directions` are embedded whole (in --gallery_dtype); the asking modality only
+  at `picks`, the queries. Returns (galleries, queries, build record); embedding rates exclude
+  the first chunk (compiling).
   """
   from benchmarks import walks
   from configs import default
@@ -175,31 +210,53 @@ def walk_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
   if n % chunk:
     raise app.UsageError(f'--sizes must be multiples of --chunk ({chunk}) with walks')
   retriever = Retriever.load(_WORKDIR.value, config=default.get_config(), batch_size=chunk)
-  parts = {'trajectory': [], 'image': []}
+  whole = {indexed for indexed, _ in directions.values()}
+  asked = {asking for _, asking in directions.values()}
+  out = pathlib.Path(_RUNS_DIR.value) / f'walks-{n}'
+  out.mkdir(parents=True, exist_ok=True)
+  galleries = {
+    m: np.lib.format.open_memmap(
+      out / f'{m}-{_DTYPE.value}.npy', 'w+', _DTYPE.value, (n, retriever.embedding_dim)
+    )
+    for m in whole
+  }
+  queries = {m: [] for m in asked}
+  embed = {
+    'trajectory': lambda batch, rows: retriever.embed_trajectories(batch['trajectory'][rows]),
+    'image': lambda batch, rows: retriever.embed_images(batch['image'][rows], batch['box'][rows]),
+  }
   seconds = {'draw': 0.0, 'trajectory': 0.0, 'image': 0.0}
   timed = {'trajectory': 0.0, 'image': 0.0}
-  for i in range(n // chunk):
+  for i in tqdm.trange(n // chunk, desc=f'walks {n:,}', unit='chunk'):
     t0 = time.perf_counter()
     batch = walks.random_batch(chunk, IMAGE_SIZE, seed=i)
     seconds['draw'] += time.perf_counter() - t0
-    for name, args in (
-      ('trajectory', (batch['trajectory'],)),
-      ('image', (batch['image'], batch['box'])),
-    ):
-      embed = retriever.embed_trajectories if name == 'trajectory' else retriever.embed_images
+    for m in whole:
       t0 = time.perf_counter()
-      parts[name].append(np.asarray(embed(*args), np.float32))
+      galleries[m][i * chunk : (i + 1) * chunk] = np.asarray(embed[m](batch, slice(None)))
       spent = time.perf_counter() - t0
-      seconds[name] += spent
-      timed[name] += spent if i else 0.0
+      seconds[m] += spent
+      timed[m] += spent if i else 0.0
+    here = picks[(picks >= i * chunk) & (picks < (i + 1) * chunk)] - i * chunk
+    for m in asked:
+      if len(here):
+        queries[m].append(np.asarray(embed[m](batch, here), np.float32))
+  for x in galleries.values():
+    x.flush()
   items = n - chunk
-  rates = {m: items / timed[m] if items else float('nan') for m in timed}
-  return {m: np.concatenate(p) for m, p in parts.items()}, {
-    'gallery_source': 'walks',
-    'dataset_build_s': seconds['draw'],
-    'embed_s': seconds['trajectory'] + seconds['image'],
-    'embed_items_per_s': rates,
-  }
+  rates = {m: items / timed[m] if items else float('nan') for m in whole}
+  return (
+    galleries,
+    {m: np.concatenate(q) for m, q in queries.items()},
+    {
+      'gallery_source': 'walks',
+      'gallery_dtype': _DTYPE.value,
+      'directions': list(directions),
+      'dataset_build_s': seconds['draw'],
+      'embed_s': sum(seconds[m] for m in whole),
+      'embed_items_per_s': rates,
+    },
+  )
 
 
 class TorchFlat:
@@ -259,8 +316,11 @@ def embedding_rates(retriever, source, count: int = 8192) -> dict[str, float]:
 
 
 def _faiss_flat(faiss, x):
+  from trajcross_jax.search import index as index_lib
+
   index = faiss.IndexFlatIP(x.shape[1])
-  index.add(np.ascontiguousarray(x, np.float32))
+  for i in range(0, len(x), index_lib.ADD_ROWS):  # float32 copies of a slice at a time.
+    index.add(np.ascontiguousarray(x[i : i + index_lib.ADD_ROWS], np.float32))
   return index
 
 
@@ -337,52 +397,69 @@ def plot(record: dict, path: pathlib.Path) -> None:
   plt.close(fig)
 
 
+def result_path(n: int) -> pathlib.Path:
+  """Where one size's measurement goes: one file per size and set of directions."""
+  chosen = _DIRECTIONS.value
+  directions = '' if len(chosen) == len(DIRECTIONS) else '-' + '-'.join(chosen)
+  return pathlib.Path(_RUNS_DIR.value) / f'result-{n}{directions}.json'
+
+
 def main(argv):
   del argv
+  command = ' '.join(['python -m benchmarks.search_speed', *sys.argv[1:]])
   if _ONE_SIZE.value:
     result = measure_size(_ONE_SIZE.value)
-    out = pathlib.Path(_RUNS_DIR.value) / f'result-{_ONE_SIZE.value}.json'
-    out.write_text(json.dumps(result, indent=2))
+    result_path(_ONE_SIZE.value).write_text(json.dumps(result, indent=2))
     return
   from benchmarks import machine
 
-  pathlib.Path(_RUNS_DIR.value).mkdir(parents=True, exist_ok=True)
-  sizes = [int(s) for s in _SIZES.value]
-  results = []
-  for n in sizes:
-    done = pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json'
-    if done.exists() or _REPORT_ONLY.value:  # Measured before: a stopped run goes on.
-      if not done.exists():
-        continue
-      results.append(json.loads(done.read_text()))
+  runs = pathlib.Path(_RUNS_DIR.value)
+  runs.mkdir(parents=True, exist_ok=True)
+  for n in [] if _REPORT_ONLY.value else [int(s) for s in _SIZES.value]:
+    if result_path(n).exists():  # Measured before: a stopped run goes on.
       continue
     cmd = [sys.executable, '-m', 'benchmarks.search_speed', f'--one_size={n}']
     cmd += [f'--workdir={_WORKDIR.value}', f'--runs_dir={_RUNS_DIR.value}']
     cmd += [f'--max_memory_mb={_MAX_MEMORY_MB.value}', f'--single_queries={_SINGLE.value}']
     cmd += [f'--curve={_CURVE.value}', f'--approximate={_APPROXIMATE.value}']
     cmd += [f'--gallery_source={_SOURCE.value}', f'--chunk={_CHUNK.value}']
-    cmd += [f'--faiss_flat={_FAISS_FLAT.value}']
+    cmd += [f'--faiss_flat={_FAISS_FLAT.value}', f'--gallery_dtype={_DTYPE.value}']
+    cmd += [f'--directions={d}' for d in _DIRECTIONS.value]
     subprocess.run(cmd, cwd=REPO, check=True)
-    results.append(json.loads((pathlib.Path(_RUNS_DIR.value) / f'result-{n}.json').read_text()))
+    result = json.loads(result_path(n).read_text())
+    result_path(n).write_text(json.dumps({**result, 'command': command}, indent=2))
+  # The report covers every size measured in --runs_dir, by whichever commands measured them.
+  results = [json.loads(f.read_text()) for f in runs.glob('result-*.json')]
+  results.sort(key=lambda r: (r['gallery_size'], r.get('directions', [])))
   record = {
-    'command': ' '.join(['python -m benchmarks.search_speed', *sys.argv[1:]]),
+    'commands': sorted({r.get('command', _LEGACY_COMMAND) for r in results}),
     'model': f'{_WORKDIR.value} (configs/default.py)',
     'machine': machine.describe(),
-    'embed_items_per_s': {r['gallery_size']: r['embed_items_per_s'] for r in results},
+    'embed_items_per_s': _rates_by_size(results),
     'builds': [{k: v for k, v in r.items() if k != 'rows'} for r in results],
     'rows': [row for r in results for row in r['rows']],
   }
-  results = pathlib.Path(_RESULTS.value)
-  results.mkdir(parents=True, exist_ok=True)
-  (results / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
-  (results / 'search_speed.md').write_text(table(record))
-  plot(record, results / 'search_speed.png')
+  out = pathlib.Path(_RESULTS.value)
+  out.mkdir(parents=True, exist_ok=True)
+  (out / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
+  (out / 'search_speed.md').write_text(table(record))
+  plot(record, out / 'search_speed.png')
+
+
+def _rates_by_size(results: list[dict]) -> dict[int, dict[str, float]]:
+  """Embedding items/s per gallery size and modality, over every result file of the size."""
+  rates = {}
+  for r in results:
+    rates.setdefault(r['gallery_size'], {}).update(r['embed_items_per_s'])
+  return rates
 
 
 def table(record: dict) -> str:
   """The measurements as markdown: one row per (size, direction, index)."""
   lines = [
-    f'Command: `{record["command"]}`; model: {record["model"]}.',
+    'Commands: ' + '; '.join(f'`{c}`' for c in record['commands']),
+    '',
+    f'Model: {record["model"]}.',
     '',
     '| gallery | direction | index | recall@10 | queries/s, batch 1,000 | queries/s, batch 1 '
     '| p50 / p99 ms, batch 1 | build s | MB | peak RSS GB |',
@@ -398,14 +475,16 @@ def table(record: dict) -> str:
     )
   lines += [
     '',
-    '| gallery | dataset build s | embed s (both towers) | trajectories/s | images/s |',
-    '| ---: | ---: | ---: | ---: | ---: |',
+    '| gallery | source, stored as | dataset build s | embed s | trajectories/s | images/s |',
+    '| ---: | --- | ---: | ---: | ---: | ---: |',
   ]
   for b in record['builds']:
     rate = b['embed_items_per_s']
+    rates = [f'{rate[m]:,.0f}' if m in rate else '-' for m in ('trajectory', 'image')]
+    source = f'{b.get("gallery_source", "synthetic")}, {b.get("gallery_dtype", "float32")}'
     lines.append(
-      f'| {b["gallery_size"]:,} | {b["dataset_build_s"]:.0f} | {b["embed_s"]:.0f} '
-      f'| {rate["trajectory"]:,.0f} | {rate["image"]:,.0f} |'
+      f'| {b["gallery_size"]:,} | {source} | {b["dataset_build_s"]:.0f} | {b["embed_s"]:.0f} '
+      f'| {" | ".join(rates)} |'
     )
   return '\n'.join(lines) + '\n'
 

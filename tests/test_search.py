@@ -134,6 +134,21 @@ def test_an_approximate_index_on_a_clustered_gallery_reaches_its_recall(tmp_path
     assert info['search_parameter'] in ('nprobe', 'efSearch')
 
 
+def test_a_float16_gallery_added_in_slices_builds_the_same_index(monkeypatch):
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(3_000, 16)).astype(np.float16)
+  queries = rng.normal(size=(50, 16)).astype(np.float32)
+  whole, info = index_lib.build_faiss(x.astype(np.float32), queries, 'IVF64,Flat', 0.95)
+  monkeypatch.setattr(index_lib, 'ADD_ROWS', 700)  # Five add() calls, the last one short.
+  sliced, sliced_info = index_lib.build_faiss(x, queries, 'IVF64,Flat', 0.95)
+  assert sliced.ntotal == len(x)
+  assert sliced_info['recall_at_10'] == info['recall_at_10'] >= 0.95
+  np.testing.assert_array_equal(sliced.search(queries, 10)[1], whole.search(queries, 10)[1])
+  # A caller's truth is used as given: the recall of the same index against other ids is 0.
+  _, info = index_lib.build_faiss(x, queries, 'IVF64,Flat', 0.95, truth=np.full((50, 10), -1))
+  assert info['recall_at_10'] == 0.0
+
+
 def test_index_and_search_modes_end_to_end(embedded, trained_workdir, tmp_path):
   config, out = embedded
   for kind in ('exact', 'faiss'):

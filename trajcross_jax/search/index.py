@@ -42,6 +42,7 @@ BLOCK = 65_536
 SCORE_BYTES = 1 << 26
 MIN_K = 16  # The smallest k the exact search compiles for (a larger k: the next power of two).
 RECALL_K = 10
+ADD_ROWS = 1 << 20  # Rows given to FAISS per add() call (float32 copies of this many).
 
 
 class SearchIndexError(ValueError):
@@ -208,22 +209,30 @@ def build_faiss(
   factory: str,
   target_recall: float,
   seed: int = 0,
+  truth: np.ndarray | None = None,
 ) -> tuple[Any, dict[str, Any]]:
   """Trains and fills a FAISS inner-product index, tuned to `target_recall` on `queries`.
 
+  `embeddings` may be float16 (as a float16 gallery is stored): FAISS is given float32 copies
+  of ADD_ROWS rows at a time, so memory is the stored gallery plus the index, not a float32 copy
+  of the gallery as well (10 GB at 10M x 256). `truth`: the queries' exact top-RECALL_K ids,
+  if the caller has them already; else an exact search over the stored embeddings.
+
   Returns (index, info): info holds build_s, the search parameter and its value, recall@10.
   """
-  x = np.ascontiguousarray(embeddings, dtype=np.float32)
+  n, d = embeddings.shape
   start = time.perf_counter()
-  index = faiss.index_factory(x.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+  index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
   if not index.is_trained:
     rng = np.random.default_rng(seed)
     # 64 points per inverted list (FAISS asks for >= 39): k-means cost stays a minute at 1M.
-    sample = x[rng.choice(len(x), min(len(x), 64 * max(_nlist(len(x)), 256)), replace=False)]
-    index.train(sample)
-  index.add(x)
+    picks = np.sort(rng.choice(n, min(n, 64 * max(_nlist(n), 256)), replace=False))
+    index.train(np.ascontiguousarray(embeddings[picks], np.float32))
+  for i in range(0, n, ADD_ROWS):
+    index.add(np.ascontiguousarray(embeddings[i : i + ADD_ROWS], np.float32))
   build_s = time.perf_counter() - start
-  truth = ExactIndex.from_array(x).search(queries, min(RECALL_K, len(x)))[1]
+  if truth is None:
+    truth = ExactIndex.from_array(embeddings).search(queries, min(RECALL_K, n))[1]
   name = _search_parameter(factory)
   values = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024] if name else [None]
   recall, value = 0.0, None
