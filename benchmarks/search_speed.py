@@ -1,18 +1,26 @@
 """Search at gallery scale: embedding rate, index build, queries/s, latency, recall, memory.
 
   python -m benchmarks.search_speed [--workdir W] [--sizes 100000,1000000]
+  python -m benchmarks.search_speed --gallery_source=walks --sizes 10000000 --chunk 50000 \
+    --gallery_dtype float16 --directions img2traj --nocurve        (10M on a 24 GB machine)
 
 For each gallery size N (each in its own process, so that peak memory is that size's): builds
 the synthetic dataset with a test split of N pairs, embeds it with the checkpoint in --workdir
-(both modalities, float32 shards), then for both directions (trajectory queries against the
-image index, and the reverse) measures our exact search (float32 and float16 storage), FAISS
+(both modalities, shards in --gallery_dtype), then for each direction (trajectory queries against
+the image index, and the reverse) measures our exact search (float32 and float16 storage), FAISS
 IndexFlatIP (the exact peer) and approximate FAISS indexes (the one index.choose_factory picks
 under --max_memory_mb, and others for the recall / speed curve): build seconds, bytes, queries/s
 at batch 1 and at batch 1,000, p50 / p99 latency at batch 1, recall@10 against exact search on
 1,000 held-out queries (the other modality's embeddings of random gallery items), and the peak
-resident memory of the size's process. Writes benchmarks/results/search_speed.{json,png}.
+resident memory of the size's process. Each index is built, measured and freed in turn, with one
+direction's gallery in memory at a time. With --gallery_source=walks the pairs are random walks
+drawn and embedded in chunks instead (no dataset to build; the galleries wait on disk).
+
+Each size's measurement is kept in --runs_dir (result-N[-DIRECTIONS].json, with its command), so
+a stopped run goes on; benchmarks/results/search_speed.{json,md,png} report every size there.
 """
 
+import functools
 import json
 import math
 import pathlib
@@ -20,6 +28,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import numpy as np
 import tqdm
@@ -80,13 +89,14 @@ def measure_size(n: int) -> dict:
   if _SOURCE.value == 'walks':
     galleries, queries, build = walk_gallery(n, directions, picks)
   else:
-    galleries, build = synthetic_gallery(n)
-    queries = {m: np.ascontiguousarray(x[picks], np.float32) for m, x in galleries.items()}
+    embeddings, build = synthetic_gallery(n)
+    queries = {m: np.ascontiguousarray(x[picks], np.float32) for m, x in embeddings.items()}
+    galleries = {m: functools.partial(embeddings.pop, m) for m in list(embeddings)}
   rows = []
   for direction, (indexed, asking) in directions.items():
     # One gallery in memory at a time (10M float16 vectors are 5 GB, and FAISS flat holds a
     # float32 copy): the walks' galleries wait on disk.
-    x = np.array(galleries[indexed])
+    x = galleries.pop(indexed)()
     rows += measure_direction(n, direction, x, queries[asking])
     del x
   return {'gallery_size': n, **build, 'rows': rows}
@@ -193,14 +203,14 @@ def synthetic_gallery(n: int) -> tuple[dict[str, np.ndarray], dict]:
 
 def walk_gallery(
   n: int, directions: dict[str, tuple[str, str]], picks: np.ndarray
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict]:
+) -> tuple[dict[str, Callable[[], np.ndarray]], dict[str, np.ndarray], dict]:
   """n random-walk pairs (benchmarks/walks.py) drawn on the device and embedded in chunks.
 
   No dataset and no shards: for a machine where building the synthetic dataset at n would take
   longer than the measurement (a GPU lease, or 10M pairs on 2 cores). Only the indexed
-  modalities of `directions` are embedded whole (in --gallery_dtype); the asking modality only
-  at `picks`, the queries. Returns (galleries, queries, build record); embedding rates exclude
-  the first chunk (compiling).
+  modalities of `directions` are embedded whole (in --gallery_dtype), into .npy files in
+  --runs_dir/walks-N/; the asking modality only at `picks`, the queries. Returns (a loader of
+  each gallery, queries, build record); embedding rates exclude the first chunk (compiling).
   """
   from benchmarks import walks
   from configs import default
@@ -214,12 +224,13 @@ def walk_gallery(
   asked = {asking for _, asking in directions.values()}
   out = pathlib.Path(_RUNS_DIR.value) / f'walks-{n}'
   out.mkdir(parents=True, exist_ok=True)
-  galleries = {
-    m: np.lib.format.open_memmap(
-      out / f'{m}-{_DTYPE.value}.npy', 'w+', _DTYPE.value, (n, retriever.embedding_dim)
-    )
-    for m in whole
-  }
+  # Written a chunk at a time through a plain file: a memory map's pages would count in the
+  # resident memory that the rows report.
+  paths = {m: out / f'{m}-{_DTYPE.value}.npy' for m in whole}
+  header = {'descr': np.dtype(_DTYPE.value).str, 'fortran_order': False}
+  files = {m: open(path, 'wb') for m, path in paths.items()}  # noqa: SIM115 (closed below)
+  for f in files.values():
+    np.lib.format.write_array_header_2_0(f, {**header, 'shape': (n, retriever.embedding_dim)})
   queries = {m: [] for m in asked}
   embed = {
     'trajectory': lambda batch, rows: retriever.embed_trajectories(batch['trajectory'][rows]),
@@ -233,7 +244,7 @@ def walk_gallery(
     seconds['draw'] += time.perf_counter() - t0
     for m in whole:
       t0 = time.perf_counter()
-      galleries[m][i * chunk : (i + 1) * chunk] = np.asarray(embed[m](batch, slice(None)))
+      files[m].write(np.asarray(embed[m](batch, slice(None)), _DTYPE.value).tobytes())
       spent = time.perf_counter() - t0
       seconds[m] += spent
       timed[m] += spent if i else 0.0
@@ -241,12 +252,12 @@ def walk_gallery(
     for m in asked:
       if len(here):
         queries[m].append(np.asarray(embed[m](batch, here), np.float32))
-  for x in galleries.values():
-    x.flush()
+  for f in files.values():
+    f.close()
   items = n - chunk
   rates = {m: items / timed[m] if items else float('nan') for m in whole}
   return (
-    galleries,
+    {m: functools.partial(np.load, path) for m, path in paths.items()},
     {m: np.concatenate(q) for m, q in queries.items()},
     {
       'gallery_source': 'walks',

@@ -72,9 +72,14 @@ class ExactIndex:
     n, d = embeddings.shape
     block = min(block, max(n, 1))
     blocks = -(-n // block)
-    padded = np.zeros((blocks * block, d), embeddings.dtype)
-    padded[:n] = embeddings
-    return cls(gallery=jnp.asarray(padded.reshape(blocks, block, d)), size=n)
+    # Copied to the device a block at a time into one donated array: memory is the gallery
+    # and one block besides the caller's array. (A padded copy handed to jnp.asarray peaked at
+    # three more copies of the gallery on the CPU: 20 GB for 10M x 256 float16.)
+    gallery = jnp.zeros((blocks, block, d), embeddings.dtype)
+    for i in range(blocks):
+      rows = embeddings[i * block : (i + 1) * block]
+      gallery = _put_block(gallery, np.pad(rows, ((0, block - len(rows)), (0, 0))), i)
+    return cls(gallery=gallery, size=n)
 
   def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(Q, D) queries -> (scores (Q, k) float32, ids (Q, k) int64), best first."""
@@ -89,6 +94,11 @@ class ExactIndex:
     group = blocks_per_step(*self.gallery.shape[:2], len(padded))
     scores, ids = _exact_topk(self.gallery, jnp.asarray(padded), kk, self.size, group)
     return np.asarray(scores)[:q, :k], np.asarray(ids, np.int64)[:q, :k]
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _put_block(gallery: jax.Array, rows: jax.Array, i: int | jax.Array) -> jax.Array:
+  return jax.lax.dynamic_update_index_in_dim(gallery, rows, i, 0)
 
 
 def blocks_per_step(blocks: int, block: int, queries: int) -> int:
