@@ -23,6 +23,7 @@ a stopped run goes on; benchmarks/results/search_speed.{json,md,png} report ever
 import functools
 import json
 import math
+import os
 import pathlib
 import resource
 import subprocess
@@ -76,6 +77,7 @@ _LEGACY_COMMAND = (
   '--sizes 100000,1000000 --nocurve (1M: the chosen approximate index only)'
 )
 _RECALL_QUERIES = 1000
+RATE_CHUNKS = 4  # Chunks a kept walk gallery's embedding rate is timed on (after one compiling).
 
 
 DIRECTIONS = {'traj2img': ('image', 'trajectory'), 'img2traj': ('trajectory', 'image')}
@@ -224,11 +226,13 @@ def walk_gallery(
   asked = {asking for _, asking in directions.values()}
   out = pathlib.Path(_RUNS_DIR.value) / f'walks-{n}'
   out.mkdir(parents=True, exist_ok=True)
-  # Written a chunk at a time through a plain file: a memory map's pages would count in the
-  # resident memory that the rows report.
+  # Written a chunk at a time through a plain file (a memory map's pages would count in the
+  # resident memory that the rows report), under a temporary name until whole. A whole file
+  # from a stopped run is kept: its modality's rate is then timed on RATE_CHUNKS chunks only.
   paths = {m: out / f'{m}-{_DTYPE.value}.npy' for m in whole}
+  kept = {m for m, path in paths.items() if path.exists()}
   header = {'descr': np.dtype(_DTYPE.value).str, 'fortran_order': False}
-  files = {m: open(path, 'wb') for m, path in paths.items()}  # noqa: SIM115 (closed below)
+  files = {m: open(f'{paths[m]}.partial', 'wb') for m in whole - kept}  # noqa: SIM115 (closed below)
   for f in files.values():
     np.lib.format.write_array_header_2_0(f, {**header, 'shape': (n, retriever.embedding_dim)})
   queries = {m: [] for m in asked}
@@ -243,19 +247,24 @@ def walk_gallery(
     batch = walks.random_batch(chunk, IMAGE_SIZE, seed=i)
     seconds['draw'] += time.perf_counter() - t0
     for m in whole:
+      if m in kept and i > RATE_CHUNKS:
+        continue
       t0 = time.perf_counter()
-      files[m].write(np.asarray(embed[m](batch, slice(None)), _DTYPE.value).tobytes())
+      z = np.asarray(embed[m](batch, slice(None)), _DTYPE.value)
       spent = time.perf_counter() - t0
+      if m in files:
+        files[m].write(z.tobytes())
       seconds[m] += spent
       timed[m] += spent if i else 0.0
     here = picks[(picks >= i * chunk) & (picks < (i + 1) * chunk)] - i * chunk
     for m in asked:
       if len(here):
         queries[m].append(np.asarray(embed[m](batch, here), np.float32))
-  for f in files.values():
+  for m, f in files.items():
     f.close()
-  items = n - chunk
-  rates = {m: items / timed[m] if items else float('nan') for m in whole}
+    os.replace(f'{paths[m]}.partial', paths[m])
+  timed_chunks = {m: min(n // chunk, RATE_CHUNKS + 1) if m in kept else n // chunk for m in whole}
+  rates = {m: (timed_chunks[m] - 1) * chunk / timed[m] for m in whole if timed_chunks[m] > 1}
   return (
     {m: functools.partial(np.load, path) for m, path in paths.items()},
     {m: np.concatenate(q) for m, q in queries.items()},
@@ -264,7 +273,8 @@ def walk_gallery(
       'gallery_dtype': _DTYPE.value,
       'directions': list(directions),
       'dataset_build_s': seconds['draw'],
-      'embed_s': sum(seconds[m] for m in whole),
+      'embed_s': sum(seconds[m] for m in whole - kept),
+      'kept_galleries': sorted(kept),
       'embed_items_per_s': rates,
     },
   )
@@ -330,6 +340,10 @@ def _faiss_flat(faiss, x):
   from trajcross_jax.search import index as index_lib
 
   index = faiss.IndexFlatIP(x.shape[1])
+  # Its vector's whole size up front: grown by add() it doubled, and copying 8.6 GB into a
+  # 17 GB vector killed the 10M run.
+  index.codes.resize(x.size * 4)
+  index.codes.resize(0)
   for i in range(0, len(x), index_lib.ADD_ROWS):  # float32 copies of a slice at a time.
     index.add(np.ascontiguousarray(x[i : i + index_lib.ADD_ROWS], np.float32))
   return index
