@@ -354,6 +354,8 @@ def _bytes(faiss, engine) -> int:
     return engine.bytes
   if hasattr(engine, 'gallery'):
     return int(engine.gallery.size * engine.gallery.dtype.itemsize)
+  if isinstance(engine, faiss.IndexFlat):  # Its vectors: serialising would copy them all.
+    return int(engine.ntotal * engine.code_size)
   return int(len(faiss.serialize_index(engine)))
 
 
