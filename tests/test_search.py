@@ -134,6 +134,16 @@ def test_an_approximate_index_on_a_clustered_gallery_reaches_its_recall(tmp_path
     assert info['search_parameter'] in ('nprobe', 'efSearch')
 
 
+def test_the_chosen_index_grows_with_the_gallery_within_its_budget_and_list_cap():
+  budget = 4 * 2**30
+  assert index_lib.choose_factory(1_000_000, 256, budget) == 'HNSW32'
+  # 10M full vectors (10 GB) do not fit: product codes, and k-means' lists capped, not 16,384.
+  assert index_lib.choose_factory(10_000_000, 256, budget) == 'OPQ128,IVF4096,PQ128'
+  assert index_lib.choose_factory(100_000, 256, 2**30) == 'HNSW32'
+  assert index_lib.choose_factory(100_000, 256, 120 * 2**20) == 'IVF1024,Flat'
+  assert index_lib.estimate_bytes('OPQ128,IVF4096,PQ128', 10_000_000, 256) < budget
+
+
 def test_a_float16_gallery_added_in_slices_builds_the_same_index(monkeypatch):
   rng = np.random.default_rng(2)
   x = rng.normal(size=(3_000, 16)).astype(np.float16)

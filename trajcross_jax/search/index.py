@@ -5,9 +5,10 @@
   build: the index records what it covers.
 - 'faiss': an approximate FAISS index. Its factory string is chosen from the gallery's size under
   a memory budget, in the manner of autofaiss (the most accurate kind that fits: HNSW, then an
-  inverted file of full vectors, then OPQ + inverted file + product quantisation), or given. Its
-  search parameter (nprobe or efSearch) is raised until recall@10 against exact search on
-  held-out queries reaches a target.
+  inverted file of full vectors, then OPQ + inverted file + product quantisation; at most
+  MAX_LISTS inverted lists, so that k-means stays minutes on a CPU), or given. Its search
+  parameter (nprobe or efSearch) is raised until recall@10 against exact search on held-out
+  queries reaches a target.
 
 Each index lives in EMBEDDINGS/index-<modality>-<kind>/ with index.json (kind, factory, build
 seconds, bytes on disk, recall@10, the search parameter, and the gallery's model) and, for
@@ -43,6 +44,12 @@ SCORE_BYTES = 1 << 26
 MIN_K = 16  # The smallest k the exact search compiles for (a larger k: the next power of two).
 RECALL_K = 10
 ADD_ROWS = 1 << 20  # Rows given to FAISS per add() call (float32 copies of this many).
+# The most inverted lists a chosen index gets. k-means costs (64 nlist) x nlist x d multiply-adds
+# an iteration and filling n x nlist x d: at 10M x 256 and 16,384 lists (4 sqrt(n)) that is about
+# 90 min of training and 35 min of filling on 2 CPU cores (FAISS k-means ran at 35-40 GFLOPS
+# here); 4,096 lists take about 7 + 9 min, for more vectors per list scanned. A factory string
+# given in --config.index.factory sets any count.
+MAX_LISTS = 4096
 
 
 class SearchIndexError(ValueError):
@@ -184,12 +191,13 @@ def choose_factory(n: int, d: int, max_bytes: int) -> str:
 
 
 def _nlist(n: int) -> int:
-  """Inverted lists: a power of two near 4 sqrt(n), with >= 39 training points each (0: none)."""
+  """Inverted lists: a power of two near 4 sqrt(n), with >= 39 training points each, at most
+  MAX_LISTS (0: none)."""
   if n < 39 * 64:
     return 0
   target = 4 * math.sqrt(n)
   nlist = 2 ** round(math.log2(target))
-  return int(min(nlist, 2 ** int(math.log2(n // 39)), 65_536))
+  return int(min(nlist, 2 ** int(math.log2(n // 39)), MAX_LISTS))
 
 
 def _search_parameter(factory: str) -> str | None:
