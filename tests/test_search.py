@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import faiss
 import numpy as np
 import pytest
 from PIL import Image
@@ -126,22 +127,29 @@ def test_an_approximate_index_on_a_clustered_gallery_reaches_its_recall(tmp_path
   x = centres[rng.integers(0, 40, 20_000)] + 0.3 * rng.normal(size=(20_000, 32))
   x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
   queries = x[rng.choice(20_000, 200, replace=False)] + 0.01
-  factory = index_lib.choose_factory(len(x), 32, max_bytes=2 * 20_000 * 32)
-  assert factory.startswith('OPQ') and ',PQ' in factory  # Full vectors do not fit the budget.
-  for factory in ('IVF256,Flat', 'HNSW32'):
-    _, info = index_lib.build_faiss(x, queries, factory, target_recall=0.95)
+  # Float32 or float16 vectors do not fit 64 bytes a vector; one byte a dimension does.
+  factory = index_lib.choose_factory(len(x), 32, max_bytes=64 * 20_000)
+  assert factory == 'IVF512,SQ8'
+  factory = index_lib.choose_factory(len(x), 32, max_bytes=24 * 20_000)
+  assert factory.startswith('OPQ') and ',PQ' in factory  # Nor 8-bit codes 24 bytes a vector.
+  for factory in ('IVF256,Flat', 'HNSW32', 'IVF256,SQ8'):
+    index, info = index_lib.build_faiss(x, queries, factory, target_recall=0.95)
     assert info['recall_at_10'] >= 0.95, (factory, info)
     assert info['search_parameter'] in ('nprobe', 'efSearch')
+    size = len(faiss.serialize_index(index))
+    assert size <= 1.05 * index_lib.estimate_bytes(factory, len(x), 32), (factory, size)
 
 
 def test_the_chosen_index_grows_with_the_gallery_within_its_budget_and_list_cap():
   budget = 4 * 2**30
   assert index_lib.choose_factory(1_000_000, 256, budget) == 'HNSW32'
-  # 10M full vectors (10 GB) do not fit: product codes, and k-means' lists capped, not 16,384.
-  assert index_lib.choose_factory(10_000_000, 256, budget) == 'OPQ128,IVF4096,PQ128'
+  # 10M full vectors (10 GB) or float16 ones (5 GB) do not fit: 8-bit codes, and k-means'
+  # lists capped, not 16,384.
+  assert index_lib.choose_factory(10_000_000, 256, budget) == 'IVF4096,SQ8'
   assert index_lib.choose_factory(100_000, 256, 2**30) == 'HNSW32'
   assert index_lib.choose_factory(100_000, 256, 120 * 2**20) == 'IVF1024,Flat'
-  assert index_lib.estimate_bytes('OPQ128,IVF4096,PQ128', 10_000_000, 256) < budget
+  assert index_lib.estimate_bytes('IVF4096,SQ8', 10_000_000, 256) < budget
+  assert index_lib.choose_factory(100_000_000, 256, budget) == 'OPQ32,IVF4096,PQ32'
 
 
 def test_a_float16_gallery_added_in_slices_builds_the_same_index(monkeypatch):

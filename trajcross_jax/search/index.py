@@ -5,8 +5,9 @@
   build: the index records what it covers.
 - 'faiss': an approximate FAISS index. Its factory string is chosen from the gallery's size under
   a memory budget, in the manner of autofaiss (the most accurate kind that fits: HNSW, then an
-  inverted file of full vectors, then OPQ + inverted file + product quantisation; at most
-  MAX_LISTS inverted lists, so that k-means stays minutes on a CPU), or given. Its search
+  inverted file of full vectors, of float16 vectors, of 8-bit scalar-quantised vectors, then
+  OPQ + inverted file + product quantisation; at most MAX_LISTS inverted lists, so that k-means
+  stays minutes on a CPU), or given. Its search
   parameter (nprobe or efSearch) is raised until recall@10 against exact search on held-out
   queries reaches a target.
 
@@ -153,9 +154,12 @@ def _exact_topk(gallery: jax.Array, queries: jax.Array, k: int, size: int, group
 def estimate_bytes(factory: str, n: int, d: int) -> int:
   """About how much memory a FAISS index of `factory` over n vectors of d floats takes."""
   parts = factory.split(',')
+  codes = parts[-1]
   per_vector = 4 * d
-  if parts[-1].startswith('PQ'):
-    per_vector = int(parts[-1][2:].split('x')[0])
+  if codes.startswith('PQ'):
+    per_vector = int(codes[2:].split('x')[0])
+  elif codes.startswith('SQ'):
+    per_vector = {'SQfp16': 2 * d, 'SQ8': d}[codes]  # The scalar codes the chooser offers.
   graph = 0
   if factory.startswith('HNSW'):
     graph = n * int(factory[4:].split(',')[0] or 32) * 2 * 4
@@ -170,14 +174,18 @@ def choose_factory(n: int, d: int, max_bytes: int) -> str:
   """The most accurate FAISS index that fits `max_bytes`, as autofaiss chooses.
 
   HNSW (graph over full vectors) for galleries up to a few million, then an inverted file
-  over full vectors, then OPQ rotation + inverted file + product codes of decreasing size.
+  over full vectors, float16 vectors or 8-bit scalar codes (a list is scanned with near-exact
+  scores), then OPQ rotation + inverted file + product codes of decreasing size. (At 10M x 256
+  under 4 GB, OPQ128,IVF4096,PQ128 reached recall@10 0.81 only at nprobe 1,024, slower than
+  exact search: benchmarks/results/search_speed.md; 8-bit codes keep the scores close enough
+  that recall is decided by nprobe.)
   """
   nlist = _nlist(n)
   candidates = []
   if n <= 5_000_000:
     candidates.append('HNSW32')
   if nlist:
-    candidates.append(f'IVF{nlist},Flat')
+    candidates += [f'IVF{nlist},Flat', f'IVF{nlist},SQfp16', f'IVF{nlist},SQ8']
     for m in (128, 64, 32, 16, 8):
       if m <= d and d % m == 0:
         candidates.append(f'OPQ{m},IVF{nlist},PQ{m}')
