@@ -128,30 +128,44 @@ def measure_direction(n: int, direction: str, x: np.ndarray, queries: np.ndarray
   )
   truth = None
   rows = []
+
+  def add_row(engine, name: str, build_s: float, info: dict | None, chosen: bool) -> None:
+    row = measure_engine(engine, queries, truth)
+    row.update(
+      gallery_size=n,
+      direction=direction,
+      index=name,
+      chosen=chosen,
+      build_s=build_s,
+      bytes=_bytes(faiss, engine),
+      search_parameter=info and info['search_parameter'],
+      search_value=info and info['search_value'],
+      refine=info and info.get('refine', 0),
+      peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+    )
+    logging.info('%s', row)
+    rows.append(row)
+
   for name in [*builders, *(f'faiss:{f}' for f in factories if _APPROXIMATE.value)]:
     start = time.perf_counter()
-    if name.startswith('faiss:'):
-      engine, info = index_lib.build_faiss(x, queries, name[6:], 0.95, truth=truth)
+    factory = name[6:] if name.startswith('faiss:') else None
+    if factory:
+      engine, info = index_lib.build_faiss(x, queries, factory, 0.95, truth=truth)
       build_s = info['build_s']
     else:
       engine, info = builders[name](), None
       build_s = time.perf_counter() - start
     if truth is None:
       truth = _search(engine, queries)
-    row = measure_engine(engine, queries, truth)
-    row.update(
-      gallery_size=n,
-      direction=direction,
-      index=name,
-      chosen=name == f'faiss:{chosen}',
-      build_s=build_s,
-      bytes=_bytes(faiss, engine),
-      search_parameter=info and info['search_parameter'],
-      search_value=info and info['search_value'],
-      peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-    )
-    logging.info('%s', row)
-    rows.append(row)
+    refine = factory and index_lib.lossy(factory)
+    # A lossy index is measured alone and then re-scoring its candidates with the stored
+    # vectors, as --mode=index builds it by default (the chosen row); the same lists, re-tuned.
+    add_row(engine, name, build_s, info, chosen=factory == chosen and not refine)
+    if refine:
+      refined = index_lib.Refined(engine, x, index_lib.REFINE)
+      info = {**info, 'refine': index_lib.REFINE}
+      info.update(index_lib.tune(refined, factory, queries, truth, 0.95))
+      add_row(refined, f'{name}+refine{index_lib.REFINE}', build_s, info, factory == chosen)
     del engine
   return rows
 
@@ -350,6 +364,10 @@ def _faiss_flat(faiss, x):
 
 
 def _bytes(faiss, engine) -> int:
+  from trajcross_jax.search import index as index_lib
+
+  if isinstance(engine, index_lib.Refined):  # Its vectors are the stored shards, on disk.
+    return _bytes(faiss, engine.index)
   if isinstance(engine, TorchFlat):
     return engine.bytes
   if hasattr(engine, 'gallery'):

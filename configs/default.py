@@ -156,6 +156,9 @@ def get_config() -> ml_collections.ConfigDict:
   index.max_memory_mb = 4096.0  # 'faiss': the index's memory budget.
   index.num_queries = 1000  # Held-out queries that measure recall@10 against exact search.
   index.target_recall = 0.95  # 'faiss': raise nprobe / efSearch until recall@10 reaches this.
+  # 'faiss' with lossy codes (8-bit scalars, product codes): re-score refine x k candidates a
+  # query with the stored embeddings (memory-mapped shards); 0: off.
+  index.refine = 10
 
   config.search = search = ml_collections.ConfigDict()
   search.index = ''  # An index directory; '': <index.dir>/index-<index.modality>-<index.kind>.

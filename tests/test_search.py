@@ -152,6 +152,32 @@ def test_the_chosen_index_grows_with_the_gallery_within_its_budget_and_list_cap(
   assert index_lib.choose_factory(100_000_000, 256, budget) == 'OPQ32,IVF4096,PQ32'
 
 
+def test_lossy_codes_re_scored_with_the_stored_vectors_reach_what_their_lists_allow():
+  rng = np.random.default_rng(3)
+  centres = rng.normal(size=(40, 32))
+  x = centres[rng.integers(0, 40, 20_000)] + 0.3 * rng.normal(size=(20_000, 32))
+  x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float16)
+  queries = x[rng.choice(20_000, 200, replace=False)].astype(np.float32) + 0.01
+  raw, raw_info = index_lib.build_faiss(x, queries, 'IVF256,PQ8', 0.95)
+  # Product codes alone stop short of the target at any nprobe: the tuning stops at the plateau
+  # (IVF256 has 256 lists: nprobe 512 and 1,024 scan no more), not at the largest value.
+  assert not raw_info['target_met'] and raw_info['recall_at_10'] < 0.8
+  assert raw_info['search_value'] <= 256
+  faiss.ParameterSpace().set_index_parameter(raw, 'nprobe', 1024)
+  truth = index_lib.ExactIndex.from_array(x).search(queries, 10)[1]
+  best = index_lib.recall_at_k(raw.search(queries, 10)[1], truth)
+  assert raw_info['recall_at_10'] >= best - index_lib.PLATEAU
+  # 8 bytes for 32 dimensions are coarse: 20 candidates a result (10 reached 0.90 here).
+  refined, info = index_lib.build_faiss(x, queries, 'IVF256,PQ8', 0.95, refine=20)
+  assert isinstance(refined, index_lib.Refined) and info['refine'] == 20
+  assert info['target_met'] and info['recall_at_10'] >= 0.95
+  scores, ids = refined.search(queries, 10)
+  np.testing.assert_allclose(
+    scores, np.einsum('qd,qkd->qk', queries, x[ids].astype(np.float32)), rtol=1e-5
+  )
+  assert (np.diff(scores, axis=1) <= 0).all()
+
+
 def test_a_float16_gallery_added_in_slices_builds_the_same_index(monkeypatch):
   rng = np.random.default_rng(2)
   x = rng.normal(size=(3_000, 16)).astype(np.float16)
@@ -177,6 +203,22 @@ def test_index_and_search_modes_end_to_end(embedded, trained_workdir, tmp_path):
     assert record['kind'] == kind and record['num_items'] == 48
     assert record['recall_at_10'] >= (1.0 if kind == 'exact' else 0.9)
     assert json.loads((out / f'index-image-{kind}' / 'index.json').read_text())['bytes'] > 0
+  # Lossy codes, re-scored from the shards: with 10 x 5 candidates of 48, every item is
+  # re-scored, so the top 5 scores are the exact ones.
+  config.index.factory = 'IVF4,SQ4'
+  record = modes.index(config, trained_workdir)
+  assert record['refine'] == config.index.refine == 10 and record['recall_at_10'] == 1.0
+  refined = index_lib.Index.load(out / 'index-image-faiss')
+  assert isinstance(refined.engine, index_lib.Refined)
+  assert isinstance(refined.engine.vectors, gallery.MappedEmbeddings)
+  trajectories, images = (gallery.load_embeddings(out, m)[0] for m in ('trajectory', 'image'))
+  scores, ids = refined.search(trajectories, 5)
+  np.testing.assert_allclose(scores, np.take_along_axis(trajectories @ images.T, ids, 1), 1e-5)
+  np.testing.assert_allclose(scores, -np.sort(-(trajectories @ images.T), 1)[:, :5], 1e-5)
+  config.index.refine = 0
+  assert modes.index(config, trained_workdir)['refine'] == 0
+  assert not isinstance(index_lib.Index.load(out / 'index-image-faiss').engine, index_lib.Refined)
+  config.index.refine = 10
   # Each test trajectory searches the images: the model's own ranking of the stored embeddings.
   config.index.kind = 'exact'
   config.search.split = 'test'
@@ -299,6 +341,8 @@ def test_a_missing_or_truncated_shard_is_named(embedded, tmp_path):
   (broken / 'image-00002.npy').write_bytes(data[: len(data) // 2])
   with pytest.raises(gallery.GalleryError, match='image-00002.npy: truncated'):
     gallery.load_embeddings(broken, 'image')
+  with pytest.raises(gallery.GalleryError, match='image-00002.npy: truncated'):
+    gallery.MappedEmbeddings(broken, 'image')  # What a refined index reads its rows from.
   with pytest.raises(gallery.GalleryError, match='is not an embedding directory'):
     gallery.load_embeddings(tmp_path, 'image')
 

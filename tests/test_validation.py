@@ -75,3 +75,12 @@ def test_a_clean_share_needs_a_hard_dataset_and_its_redraws(field):
   validation.validate(config, 'eval')
   with pytest.raises(ValueError, match='needs a hard dataset'):
     validation.validate(config, 'rerank')
+
+
+def test_a_bad_refine_factor_is_a_config_error():
+  config = test_config.get_config()
+  config.index.refine = -1
+  with pytest.raises(ValueError, match='config.index.refine=-1: must be a non-negative number'):
+    validation.validate(config)
+  with pytest.raises(TypeError):  # ml_collections keeps the field an integer.
+    config.index.refine = 2.5

@@ -105,6 +105,7 @@ _NON_NEGATIVE = (
   'train.eval_every_epochs',
   'rerank.warmup_steps',
   'rerank.stem',
+  'index.refine',
 )
 
 

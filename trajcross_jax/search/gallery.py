@@ -200,13 +200,11 @@ def read_manifest(directory: epath.PathLike) -> dict[str, Any]:
   return json.loads(path.read_text())
 
 
-def load_embeddings(directory: epath.PathLike, modality: str) -> tuple[np.ndarray, dict]:
-  """Every shard of one modality, concatenated, checked whole. Returns (embeddings, manifest)."""
-  directory = epath.Path(directory)
-  manifest = read_manifest(directory)
+def _checked_shards(directory: epath.Path, manifest: dict, modality: str, mmap: bool):
+  """Yields (first item id, shard array) for each shard of one modality, each checked against
+  the manifest; memory maps with `mmap`."""
   if modality not in manifest['modalities']:
     raise GalleryError(f'{directory} holds no {modality} embeddings ({manifest["modalities"]})')
-  out = np.empty((manifest['num_items'], manifest['dim']), dtype=manifest['dtype'])
   size = manifest['shard_size']
   for shard in range(manifest['num_shards']):
     path = directory / shard_name(modality, shard, 'npy')
@@ -214,15 +212,48 @@ def load_embeddings(directory: epath.PathLike, modality: str) -> tuple[np.ndarra
     if not path.exists():
       raise GalleryError(f'{path}: missing (run --mode=embed again to finish the gallery)')
     try:
-      z = np.load(path, allow_pickle=False)
+      z = np.load(os.fspath(path), mmap_mode='r' if mmap else None, allow_pickle=False)
     except (ValueError, OSError, EOFError) as e:
       raise GalleryError(f'{path}: truncated or not an .npy file ({e})') from None
     if z.shape != (expected, manifest['dim']):
       raise GalleryError(
         f'{path}: holds {z.shape}, the manifest says ({expected}, {manifest["dim"]})'
       )
-    out[shard * size : shard * size + expected] = z
+    yield shard * size, z
+
+
+def load_embeddings(directory: epath.PathLike, modality: str) -> tuple[np.ndarray, dict]:
+  """Every shard of one modality, concatenated, checked whole. Returns (embeddings, manifest)."""
+  directory = epath.Path(directory)
+  manifest = read_manifest(directory)
+  out = np.empty((manifest['num_items'], manifest['dim']), dtype=manifest['dtype'])
+  for start, z in _checked_shards(directory, manifest, modality, mmap=False):
+    out[start : start + len(z)] = z
   return out, manifest
+
+
+class MappedEmbeddings:
+  """One modality's shards as memory maps: rows are read by id without loading the gallery
+  (an approximate index re-scores its candidates from them, index.Refined)."""
+
+  def __init__(self, directory: epath.PathLike, modality: str):
+    directory = epath.Path(directory)
+    manifest = read_manifest(directory)
+    self.shards = [z for _, z in _checked_shards(directory, manifest, modality, mmap=True)]
+    self.shard_size: int = manifest['shard_size']
+    self.shape: tuple[int, int] = (manifest['num_items'], manifest['dim'])
+    self.dtype = np.dtype(manifest['dtype'])
+
+  def __getitem__(self, ids: np.ndarray) -> np.ndarray:
+    """Rows of an integer id array of any shape -> ids.shape + (D,), as stored."""
+    ids = np.asarray(ids)
+    flat = ids.reshape(-1)
+    out = np.empty((flat.size, self.shape[1]), self.dtype)
+    shard_of = flat // self.shard_size
+    for shard in np.unique(shard_of):
+      here = shard_of == shard
+      out[here] = self.shards[shard][flat[here] - shard * self.shard_size]
+    return out.reshape(*ids.shape, self.shape[1])
 
 
 @functools.lru_cache(maxsize=64)

@@ -80,6 +80,7 @@ def index(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     max_memory_mb=config.index.max_memory_mb,
     num_queries=config.index.num_queries,
     target_recall=config.index.target_recall,
+    refine=config.index.refine,
   )
   logging.info(
     'Index %s of %d %s embeddings: %s, built in %.1f s, %.1f MB, recall@10 %.3f',
