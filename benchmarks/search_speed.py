@@ -9,7 +9,8 @@ the synthetic dataset with a test split of N pairs, embeds it with the checkpoin
 (both modalities, shards in --gallery_dtype), then for each direction (trajectory queries against
 the image index, and the reverse) measures our exact search (float32 and float16 storage), FAISS
 IndexFlatIP (the exact peer) and approximate FAISS indexes (the one index.choose_factory picks
-under --max_memory_mb, and others for the recall / speed curve): build seconds, bytes, queries/s
+under --max_memory_mb, and others for the recall / speed curve; a lossy one alone and with its
+candidates re-scored, as --mode=index builds it): build seconds, bytes, queries/s
 at batch 1 and at batch 1,000, p50 / p99 latency at batch 1, recall@10 against exact search on
 1,000 held-out queries (the other modality's embeddings of random gallery items), and the peak
 resident memory of the size's process. Each index is built, measured and freed in turn, with one
@@ -17,7 +18,8 @@ direction's gallery in memory at a time. With --gallery_source=walks the pairs a
 drawn and embedded in chunks instead (no dataset to build; the galleries wait on disk).
 
 Each size's measurement is kept in --runs_dir (result-N[-DIRECTIONS].json, with its command), so
-a stopped run goes on; benchmarks/results/search_speed.{json,md,png} report every size there.
+a stopped run goes on; benchmarks/results/search_speed.{json,md,png} report every size there,
+and keep the sizes and directions of the report already written that --runs_dir lacks.
 """
 
 import functools
@@ -473,8 +475,10 @@ def main(argv):
     subprocess.run(cmd, cwd=REPO, check=True)
     result = json.loads(result_path(n).read_text())
     result_path(n).write_text(json.dumps({**result, 'command': command}, indent=2))
-  # The report covers every size measured in --runs_dir, by whichever commands measured them.
+  # The report covers every size measured in --runs_dir, by whichever commands measured them,
+  # and the committed report's other sizes (runs/ is not kept from one session to the next).
   results = [json.loads(f.read_text()) for f in runs.glob('result-*.json')]
+  results += committed_results(pathlib.Path(_RESULTS.value) / 'search_speed.json', results)
   results.sort(key=lambda r: (r['gallery_size'], r.get('directions', [])))
   record = {
     'commands': sorted({r.get('command', _LEGACY_COMMAND) for r in results}),
@@ -489,6 +493,22 @@ def main(argv):
   (out / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
   (out / 'search_speed.md').write_text(table(record))
   plot(record, out / 'search_speed.png')
+
+
+def committed_results(path: pathlib.Path, measured: list[dict]) -> list[dict]:
+  """The results of a written report, less each size and direction that `measured` holds."""
+  if not path.exists():
+    return []
+  record = json.loads(path.read_text())
+  done = {(r['gallery_size'], d) for r in measured for d in r.get('directions', DIRECTIONS)}
+  kept = []
+  for build in record['builds']:
+    n = build['gallery_size']
+    left = [d for d in build.get('directions', DIRECTIONS) if (n, d) not in done]
+    if left:
+      rows = [r for r in record['rows'] if r['gallery_size'] == n and r['direction'] in left]
+      kept.append({**build, 'directions': left, 'rows': rows})
+  return kept
 
 
 def _rates_by_size(results: list[dict]) -> dict[int, dict[str, float]]:
