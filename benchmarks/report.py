@@ -437,3 +437,20 @@ def update_readme() -> pathlib.Path:
   _, tail = rest.split(README_END, 1)
   readme.write_text(f'{head}{README_BEGIN}\n' + '\n\n'.join(parts) + f'\n{README_END}{tail}')
   return readme
+
+
+def committed_search_results(path: pathlib.Path, measured: list[dict]) -> list[dict]:
+  """benchmarks/search_speed.py's results in a written report (search_speed.json), less each
+  gallery size and direction that `measured` holds: a size measured again replaces its rows."""
+  if not path.exists():
+    return []
+  record = json.loads(path.read_text())
+  done = {(r['gallery_size'], d) for r in measured for d in r.get('directions', DIRECTIONS)}
+  kept = []
+  for build in record['builds']:
+    n = build['gallery_size']
+    left = [d for d in build.get('directions', DIRECTIONS) if (n, d) not in done]
+    if left:
+      rows = [r for r in record['rows'] if r['gallery_size'] == n and r['direction'] in left]
+      kept.append({**build, 'directions': left, 'rows': rows})
+  return kept

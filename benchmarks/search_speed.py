@@ -458,7 +458,7 @@ def main(argv):
     result = measure_size(_ONE_SIZE.value)
     result_path(_ONE_SIZE.value).write_text(json.dumps(result, indent=2))
     return
-  from benchmarks import machine
+  from benchmarks import machine, report
 
   runs = pathlib.Path(_RUNS_DIR.value)
   runs.mkdir(parents=True, exist_ok=True)
@@ -478,7 +478,9 @@ def main(argv):
   # The report covers every size measured in --runs_dir, by whichever commands measured them,
   # and the committed report's other sizes (runs/ is not kept from one session to the next).
   results = [json.loads(f.read_text()) for f in runs.glob('result-*.json')]
-  results += committed_results(pathlib.Path(_RESULTS.value) / 'search_speed.json', results)
+  results += report.committed_search_results(
+    pathlib.Path(_RESULTS.value) / 'search_speed.json', results
+  )
   results.sort(key=lambda r: (r['gallery_size'], r.get('directions', [])))
   record = {
     'commands': sorted({r.get('command', _LEGACY_COMMAND) for r in results}),
@@ -493,22 +495,6 @@ def main(argv):
   (out / 'search_speed.json').write_text(json.dumps(record, indent=2) + '\n')
   (out / 'search_speed.md').write_text(table(record))
   plot(record, out / 'search_speed.png')
-
-
-def committed_results(path: pathlib.Path, measured: list[dict]) -> list[dict]:
-  """The results of a written report, less each size and direction that `measured` holds."""
-  if not path.exists():
-    return []
-  record = json.loads(path.read_text())
-  done = {(r['gallery_size'], d) for r in measured for d in r.get('directions', DIRECTIONS)}
-  kept = []
-  for build in record['builds']:
-    n = build['gallery_size']
-    left = [d for d in build.get('directions', DIRECTIONS) if (n, d) not in done]
-    if left:
-      rows = [r for r in record['rows'] if r['gallery_size'] == n and r['direction'] in left]
-      kept.append({**build, 'directions': left, 'rows': rows})
-  return kept
 
 
 def _rates_by_size(results: list[dict]) -> dict[int, dict[str, float]]:

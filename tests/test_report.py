@@ -135,3 +135,36 @@ def test_claims_say_whether_each_row_agrees_with_the_paper():
   table = report.claims_table({'moco': s, 'render_reference': reference}, report.PAPER_TABLE1)
   assert '| MoCo | 1 | above by 45.7 | below by 1.8 |' in table
   assert 're-draw' not in table  # No paper row, no claim.
+
+
+def test_a_written_search_report_keeps_the_sizes_and_directions_not_measured_again(tmp_path):
+  def row(n, direction, index):
+    return {'gallery_size': n, 'direction': direction, 'index': index}
+
+  written = {
+    'builds': [
+      {'gallery_size': 100, 'embed_items_per_s': {'image': 1.0}},  # Both directions.
+      {'gallery_size': 1000, 'directions': ['img2traj'], 'command': 'c'},
+    ],
+    'rows': [
+      row(100, 'traj2img', 'old'),
+      row(100, 'img2traj', 'old'),
+      row(1000, 'img2traj', 'old'),
+    ],
+  }
+  path = tmp_path / 'search_speed.json'
+  path.write_text(json.dumps(written))
+  measured = [
+    {'gallery_size': 100, 'directions': ['img2traj'], 'rows': [row(100, 'img2traj', 'new')]}
+  ]
+  kept = report.committed_search_results(path, measured)
+  assert [(r['gallery_size'], r['directions']) for r in kept] == [
+    (100, ['traj2img']),
+    (1000, ['img2traj']),
+  ]
+  assert [r['rows'] for r in kept] == [
+    [row(100, 'traj2img', 'old')],
+    [row(1000, 'img2traj', 'old')],
+  ]
+  assert kept[1]['command'] == 'c'
+  assert report.committed_search_results(tmp_path / 'none.json', measured) == []
