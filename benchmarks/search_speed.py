@@ -356,10 +356,7 @@ def _faiss_flat(faiss, x):
   from trajcross_jax.search import index as index_lib
 
   index = faiss.IndexFlatIP(x.shape[1])
-  # Its vector's whole size up front: grown by add() it doubled, and copying 8.6 GB into a
-  # 17 GB vector killed the 10M run.
-  index.codes.resize(x.size * 4)
-  index.codes.resize(0)
+  index_lib.reserve_flat(index, len(x))
   for i in range(0, len(x), index_lib.ADD_ROWS):  # float32 copies of a slice at a time.
     index.add(np.ascontiguousarray(x[i : i + index_lib.ADD_ROWS], np.float32))
   return index

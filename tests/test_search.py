@@ -178,6 +178,26 @@ def test_lossy_codes_re_scored_with_the_stored_vectors_reach_what_their_lists_al
   assert (np.diff(scores, axis=1) <= 0).all()
 
 
+@pytest.mark.parametrize('factory', ['Flat', 'HNSW8'])
+def test_a_flat_store_reserved_up_front_is_not_moved_by_adding(factory):
+  x = np.random.default_rng(4).normal(size=(3_000, 16)).astype(np.float32)
+
+  def addresses(reserve: bool) -> list[int]:
+    index = faiss.index_factory(16, factory, faiss.METRIC_INNER_PRODUCT)
+    if reserve:
+      index_lib.reserve_flat(index, len(x))
+    flat = faiss.downcast_index(index.storage) if factory.startswith('HNSW') else index
+    seen = []
+    for rows in np.split(x, 3):
+      index.add(rows)
+      seen.append(int(flat.codes.data()))
+    assert index.ntotal == len(x) and flat.codes.size() == x.nbytes
+    return seen
+
+  assert len(set(addresses(reserve=False))) > 1  # Grown by add(), the store moves.
+  assert len(set(addresses(reserve=True))) == 1
+
+
 def test_a_float16_gallery_added_in_slices_builds_the_same_index(monkeypatch):
   rng = np.random.default_rng(2)
   x = rng.normal(size=(3_000, 16)).astype(np.float16)
