@@ -13,9 +13,10 @@ import numpy as np
 
 
 def describe() -> dict[str, object]:
-  """CPU count, platform, library versions and the JAX devices."""
+  """CPU count, model and vector extension, platform, library versions and the JAX devices."""
   return {
     'cpu_count': os.cpu_count(),
+    **cpu(),
     'platform': platform.platform(),
     'processor': platform.processor() or platform.machine(),
     'python': platform.python_version(),
@@ -24,6 +25,28 @@ def describe() -> dict[str, object]:
     'jax_backend': jax.default_backend(),
     'devices': [d.device_kind for d in jax.devices()],
   }
+
+
+def cpu(cpuinfo: str | None = None) -> dict[str, str]:
+  """The CPU's model name and widest vector extension, from /proc/cpuinfo (or the text given;
+  empty where there is none): the same 2 cores ran FAISS IndexFlatIP at 7-9 queries/s over 10M
+  vectors on one machine and 42 on another (benchmarks/results/search_speed.md)."""
+  if cpuinfo is None:
+    try:
+      cpuinfo = pathlib.Path('/proc/cpuinfo').read_text()
+    except OSError:
+      return {}
+  fields = {}
+  for line in cpuinfo.splitlines():
+    key, _, value = line.partition(':')
+    fields.setdefault(key.strip(), value.strip())
+  flags = set((fields.get('flags') or fields.get('Features') or '').split())
+  simd = next((name for name, flag in SIMD if flag in flags), 'none known')
+  return {'cpu_model': fields.get('model name', 'unknown'), 'cpu_simd': simd}
+
+
+# Vector extensions, widest first: (name, /proc/cpuinfo flag).
+SIMD = (('avx512', 'avx512f'), ('avx2', 'avx2'), ('avx', 'avx'), ('sve', 'sve'), ('neon', 'asimd'))
 
 
 def seconds(fn: Callable[[], object]) -> float:

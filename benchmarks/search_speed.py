@@ -103,7 +103,10 @@ def measure_size(n: int) -> dict:
     x = galleries.pop(indexed)()
     rows += measure_direction(n, direction, x, queries[asking])
     del x
-  return {'gallery_size': n, **build, 'rows': rows}
+  from benchmarks import machine
+
+  # Each size's own machine: sizes are measured in different sessions, on different CPUs.
+  return {'gallery_size': n, **build, 'machine': machine.describe(), 'rows': rows}
 
 
 def measure_direction(n: int, direction: str, x: np.ndarray, queries: np.ndarray) -> list[dict]:
@@ -523,16 +526,19 @@ def table(record: dict) -> str:
     )
   lines += [
     '',
-    '| gallery | source, stored as | dataset build s | embed s | trajectories/s | images/s |',
-    '| ---: | --- | ---: | ---: | ---: | ---: |',
+    '| gallery | directions | source, stored as | dataset build s | embed s | trajectories/s '
+    '| images/s | CPU |',
+    '| ---: | --- | --- | ---: | ---: | ---: | ---: | --- |',
   ]
   for b in record['builds']:
     rate = b['embed_items_per_s']
     rates = [f'{rate[m]:,.0f}' if m in rate else '-' for m in ('trajectory', 'image')]
     source = f'{b.get("gallery_source", "synthetic")}, {b.get("gallery_dtype", "float32")}'
+    cpu = b.get('machine', {})
+    cpu = f'{cpu["cpu_model"]}, {cpu["cpu_simd"]}' if 'cpu_model' in cpu else 'not recorded'
     lines.append(
-      f'| {b["gallery_size"]:,} | {source} | {b["dataset_build_s"]:.0f} | {b["embed_s"]:.0f} '
-      f'| {" | ".join(rates)} |'
+      f'| {b["gallery_size"]:,} | {", ".join(b.get("directions", DIRECTIONS))} | {source} '
+      f'| {b["dataset_build_s"]:.0f} | {b["embed_s"]:.0f} | {" | ".join(rates)} | {cpu} |'
     )
   return '\n'.join(lines) + '\n'
 

@@ -168,3 +168,17 @@ def test_a_written_search_report_keeps_the_sizes_and_directions_not_measured_aga
   ]
   assert kept[1]['command'] == 'c'
   assert report.committed_search_results(tmp_path / 'none.json', measured) == []
+
+
+def test_a_result_names_its_cpu_and_its_widest_vector_extension():
+  from benchmarks import machine
+
+  x86 = (
+    'processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n'
+  )
+  assert machine.cpu(x86) == {'cpu_model': 'AMD EPYC', 'cpu_simd': 'avx2'}
+  assert machine.cpu(x86.replace('avx2', 'avx2 avx512f avx512bw'))['cpu_simd'] == 'avx512'
+  assert machine.cpu('processor\t: 0\nFeatures\t: fp asimd crc32\n') == {
+    'cpu_model': 'unknown',
+    'cpu_simd': 'neon',
+  }
