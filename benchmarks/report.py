@@ -441,16 +441,29 @@ def update_readme() -> pathlib.Path:
 
 def committed_search_results(path: pathlib.Path, measured: list[dict]) -> list[dict]:
   """benchmarks/search_speed.py's results in a written report (search_speed.json), less each
-  gallery size and direction that `measured` holds: a size measured again replaces its rows."""
+  gallery size, source and direction that `measured` holds: a size measured again from the
+  same source replaces its rows (a synthetic and a walks gallery of one size stay side by side)."""
   if not path.exists():
     return []
   record = json.loads(path.read_text())
-  done = {(r['gallery_size'], d) for r in measured for d in r.get('directions', DIRECTIONS)}
+
+  def source(result: dict) -> str:
+    return result.get('gallery_source', 'synthetic')
+
+  done = {
+    (r['gallery_size'], source(r), d) for r in measured for d in r.get('directions', DIRECTIONS)
+  }
   kept = []
   for build in record['builds']:
     n = build['gallery_size']
-    left = [d for d in build.get('directions', DIRECTIONS) if (n, d) not in done]
+    left = [d for d in build.get('directions', DIRECTIONS) if (n, source(build), d) not in done]
+    rows = [
+      r
+      for r in record['rows']
+      if r['gallery_size'] == n
+      and r.get('gallery_source', source(build)) == source(build)  # Older rows: the build's.
+      and r['direction'] in left
+    ]
     if left:
-      rows = [r for r in record['rows'] if r['gallery_size'] == n and r['direction'] in left]
       kept.append({**build, 'directions': left, 'rows': rows})
   return kept

@@ -488,7 +488,11 @@ def main(argv):
     'machine': machine.describe(),
     'embed_items_per_s': _rates_by_size(results),
     'builds': [{k: v for k, v in r.items() if k != 'rows'} for r in results],
-    'rows': [row for r in results for row in r['rows']],
+    'rows': [
+      {**row, 'gallery_source': r.get('gallery_source', 'synthetic')}
+      for r in results
+      for row in r['rows']
+    ],
   }
   out = pathlib.Path(_RESULTS.value)
   out.mkdir(parents=True, exist_ok=True)
@@ -519,7 +523,8 @@ def table(record: dict) -> str:
   for r in record['rows']:
     name = r['index'] + (' (chosen)' if r.get('chosen') else '')
     lines.append(
-      f'| {r["gallery_size"]:,} | {r["direction"]} | {name} | {r["recall_at_10"]:.3f} '
+      f'| {r["gallery_size"]:,} {r["gallery_source"]} | {r["direction"]} | {name} '
+      f'| {r["recall_at_10"]:.3f} '
       f'| {r["queries_per_s"]:,.0f} | {r["queries_per_s_batch1"]:,.0f} '
       f'| {r["p50_ms"]:.2f} / {r["p99_ms"]:.2f} | {r["build_s"]:.1f} | {r["bytes"] / 1e6:,.0f} '
       f'| {r["peak_rss_bytes"] / 1e9:.1f} |'

@@ -137,26 +137,25 @@ def test_claims_say_whether_each_row_agrees_with_the_paper():
   assert 're-draw' not in table  # No paper row, no claim.
 
 
-def test_a_written_search_report_keeps_the_sizes_and_directions_not_measured_again(tmp_path):
-  def row(n, direction, index):
-    return {'gallery_size': n, 'direction': direction, 'index': index}
+def test_a_written_search_report_keeps_the_galleries_and_directions_not_measured_again(tmp_path):
+  def row(n, direction, index, **source):
+    return {'gallery_size': n, 'direction': direction, 'index': index, **source}
 
   written = {
     'builds': [
-      {'gallery_size': 100, 'embed_items_per_s': {'image': 1.0}},  # Both directions.
-      {'gallery_size': 1000, 'directions': ['img2traj'], 'command': 'c'},
+      {'gallery_size': 100, 'embed_items_per_s': {'image': 1.0}},  # Synthetic, both directions.
+      {'gallery_size': 1000, 'directions': ['img2traj'], 'gallery_source': 'walks', 'command': 'c'},
     ],
     'rows': [
       row(100, 'traj2img', 'old'),
       row(100, 'img2traj', 'old'),
-      row(1000, 'img2traj', 'old'),
+      row(1000, 'img2traj', 'old'),  # Written before rows named their source: the build's.
     ],
   }
   path = tmp_path / 'search_speed.json'
   path.write_text(json.dumps(written))
-  measured = [
-    {'gallery_size': 100, 'directions': ['img2traj'], 'rows': [row(100, 'img2traj', 'new')]}
-  ]
+  new = row(100, 'img2traj', 'new', gallery_source='synthetic')
+  measured = [{'gallery_size': 100, 'directions': ['img2traj'], 'rows': [new]}]
   kept = report.committed_search_results(path, measured)
   assert [(r['gallery_size'], r['directions']) for r in kept] == [
     (100, ['traj2img']),
@@ -167,6 +166,10 @@ def test_a_written_search_report_keeps_the_sizes_and_directions_not_measured_aga
     [row(1000, 'img2traj', 'old')],
   ]
   assert kept[1]['command'] == 'c'
+  # A walks gallery of 100 measured now sits beside the synthetic one written before.
+  walks = [{**measured[0], 'gallery_source': 'walks', 'directions': ['traj2img', 'img2traj']}]
+  kept = report.committed_search_results(path, walks)
+  assert [(r['gallery_size'], r['directions']) for r in kept][0] == (100, ['traj2img', 'img2traj'])
   assert report.committed_search_results(tmp_path / 'none.json', measured) == []
 
 
