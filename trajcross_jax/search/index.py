@@ -180,11 +180,10 @@ def choose_factory(n: int, d: int, max_bytes: int) -> str:
   """The most accurate FAISS index that fits `max_bytes`, as autofaiss chooses.
 
   HNSW (graph over full vectors) for galleries up to a few million, then an inverted file
-  over full vectors, float16 vectors or 8-bit scalar codes (a list is scanned with near-exact
-  scores), then OPQ rotation + inverted file + product codes of decreasing size. (At 10M x 256
-  under 4 GB, OPQ128,IVF4096,PQ128 reached recall@10 0.81 only at nprobe 1,024, slower than
-  exact search: benchmarks/results/search_speed.md; 8-bit codes keep the scores close enough
-  that recall is decided by nprobe.)
+  over full vectors, float16 vectors or 8-bit scalar codes, then OPQ rotation + inverted file
+  + product codes of decreasing size. (At 10M x 256 under 4 GB, OPQ128,IVF4096,PQ128 reached
+  recall@10 0.81 only at nprobe 1,024, slower than exact search; IVF4096,SQ8 with its
+  candidates re-scored reached 0.975-0.992 at nprobe 8: benchmarks/results/search_speed.md.)
   """
   nlist = _nlist(n)
   candidates = []
@@ -224,11 +223,12 @@ def lossy(factory: str) -> bool:
 class Refined:
   """A FAISS index whose `factor` x k candidates per query are re-scored with stored vectors.
 
-  Lossy codes misorder near neighbours: over 1M model embeddings (256-d), IVF4096,SQ8 stopped
-  at recall@10 0.948 at every nprobe from 16 to 1,024, where the same lists over full vectors
-  reached 0.997 at nprobe 16. Re-scoring reads factor x k rows a query, from memory maps of the
-  embedding shards, so the index keeps its small memory (FAISS's IndexRefine would hold a
-  second copy of every vector in memory: 5 GB for 10M x 256 float16).
+  Lossy codes misorder near neighbours: over 10M model embeddings (256-d), IVF4096,SQ8 alone
+  stopped at recall@10 0.912 / 0.953 (img->traj / traj->img; more lists scanned added
+  nothing), and re-scoring 10 x k candidates reached 0.992 / 0.975 at nprobe 8
+  (benchmarks/results/search_speed.md). Re-scoring reads factor x k rows a query, from memory
+  maps of the embedding shards, so the index keeps its small memory (FAISS's IndexRefine would
+  hold a second copy of every vector in memory: 5 GB for 10M x 256 float16).
   """
 
   index: Any  # The FAISS index.
