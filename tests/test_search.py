@@ -8,6 +8,7 @@ import sys
 import time
 
 import faiss
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -84,7 +85,9 @@ def test_embed_writes_numbered_shards_metadata_and_a_manifest(embedded, trained_
 
 
 @pytest.mark.parametrize(
-  ('score_bytes', 'one_step'), [(index_lib.SCORE_BYTES, True), (4 * 7 * 64, False)]
+  ('score_bytes', 'one_step'),
+  # The last: a budget of 16 queries' scores a block, so 48 queries (64 padded) take 4 calls.
+  [(index_lib.SCORE_BYTES, True), (4 * 7 * 64, False), (4 * 7 * 16, False)],
 )
 def test_exact_search_equals_a_numpy_ranking(embedded, monkeypatch, score_bytes, one_step):
   _, out = embedded
@@ -100,6 +103,18 @@ def test_exact_search_equals_a_numpy_ranking(embedded, monkeypatch, score_bytes,
   full = trajectories @ images.T
   np.testing.assert_array_equal(ids, np.argsort(-full, axis=1, kind='stable')[:, :5])
   np.testing.assert_allclose(scores, np.sort(full, axis=1)[:, ::-1][:, :5], rtol=1e-5)
+
+
+def test_the_chunked_top_k_is_the_top_k():
+  rng = np.random.default_rng(5)
+  scores = rng.normal(size=(40, 512)).astype(np.float32)
+  scores[:, 500:] = -np.inf  # Padding, as the exact search masks it.
+  scores[3] = -np.sort(-scores[3])  # The best all in one chunk.
+  for k in (1, 5, 16):
+    values, ids = index_lib.chunked_top_k(jnp.asarray(scores), k, chunk=8)
+    expected = np.argsort(-scores, axis=1, kind='stable')[:, :k]
+    np.testing.assert_array_equal(np.asarray(ids), expected)
+    np.testing.assert_array_equal(np.asarray(values), np.take_along_axis(scores, expected, 1))
 
 
 def test_blocks_per_step_divides_the_blocks_within_the_score_budget():
