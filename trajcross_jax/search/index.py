@@ -107,8 +107,8 @@ class ExactIndex:
     padded[:q] = queries
     kk = min(max(MIN_K, parallel.next_power_of_two(k)), self.size)
     # At most a step's score budget of queries a call: 1,024 queries against 65,536-row blocks
-    # made 256 MB of scores a step and ran 223-241 queries/s over 1M rows on 2 AVX-512 cores,
-    # 4 calls of 256 ran 362-383 (FAISS IndexFlatIP 316-364 in the same process).
+    # made 256 MB of scores a step, and FAISS IndexFlatIP overtook us at 1M on an AVX-512 CPU
+    # (README "Measured"); 256 a call did not.
     block = self.gallery.shape[1]
     per_call = min(len(padded), 1 << int(math.log2(max(SCORE_BYTES // (4 * block), 1))))
     group = blocks_per_step(*self.gallery.shape[:2], per_call)
