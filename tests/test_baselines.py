@@ -57,11 +57,11 @@ def _config(name):
   return config
 
 
-def _method(name, **train_fields):
+def _method(name, total_steps=100, **train_fields):
   config = _config(name)
   for key, value in train_fields.items():
     config.train[key] = value
-  return get_method(config, FRAME)
+  return get_method(config, FRAME, total_steps)
 
 
 def _allclose_trees(a, b, **kw):
@@ -159,7 +159,8 @@ def test_moco_queue_is_first_in_first_out():
 
 
 def test_moco_step_moves_the_key_encoder_by_the_momentum_rule(tiny_batch):
-  method = _method('moco', moco_momentum=0.9)
+  # A window of the whole 10-step run: a 10-step time constant, m = 0.9.
+  method = _method('moco', total_steps=10, moco_key_window=1.0)
   tx = method.optimizer(10)
   state = train.create_train_state(method, tx, jax.random.key(0), tiny_batch)
   # A key encoder apart from the query encoder, so that the rule is visible.
@@ -183,6 +184,32 @@ def test_moco_step_moves_the_key_encoder_by_the_momentum_rule(tiny_batch):
   b = len(keys)
   np.testing.assert_allclose(new.extra['queue'][:b], keys, rtol=1e-4, atol=1e-5)
   np.testing.assert_array_equal(new.extra['queue'][b:], state.extra['queue'][:-b])
+
+
+@pytest.mark.parametrize('steps', [390, 2340, 100_000])
+def test_moco_key_momentum_scales_with_the_run(steps):
+  # 0.43 of 2,340 steps is MoCo's own 0.999; whatever the run's length, the key encoder keeps
+  # about exp(-1 / 0.43) = 9.8 % of its start by the end, where a fixed 0.999 would keep 68 %
+  # of it after 390 steps and none after 100,000.
+  m = _method('moco', total_steps=steps, moco_key_window=0.43).key_momentum()
+  if steps == 2340:
+    assert m == pytest.approx(0.999, abs=2e-5)
+  assert m**steps == pytest.approx(np.exp(-1 / 0.43), rel=0.02)
+
+
+def test_moco_key_window_under_a_step_copies_the_query_encoder():
+  assert _method('moco', total_steps=10, moco_key_window=0.05).key_momentum() == 0.0
+
+
+def test_moco_refuses_to_train_without_the_run_length(tiny_batch):
+  config = _config('moco')
+  method = get_method(config, FRAME)  # As evaluation builds it: embedding needs no length.
+  params, extra = method.init(jax.random.key(0), tiny_batch)
+  assert method.embed_trajectories(params, extra, tiny_batch['trajectory']).shape[0] == len(
+    tiny_batch['trajectory']
+  )
+  with pytest.raises(ValueError, match='total_steps'):
+    method.loss(params, extra, tiny_batch, jax.random.key(0), 0.5)
 
 
 def test_moco_gradient_reaches_only_the_query_encoder(tiny_batch):

@@ -84,3 +84,11 @@ def test_a_bad_refine_factor_is_a_config_error():
     validation.validate(config)
   with pytest.raises(TypeError):  # ml_collections keeps the field an integer.
     config.index.refine = 2.5
+
+
+@pytest.mark.parametrize('window', [0.0, -0.1])
+def test_moco_key_window_must_be_positive(window):
+  config = moco.get_config()
+  config.train.moco_key_window = window
+  with pytest.raises(ValueError, match=rf'config.train.moco_key_window={window}: must be a pos'):
+    validation.validate(config)

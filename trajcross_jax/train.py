@@ -169,7 +169,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
   # The scene frame of the training data: positions are read in it, and it travels with the
   # checkpoints so that any later use of the model reads positions the same way.
   frame = pipeline.normalisation(builder)
-  method = get_method(config, frame)
+  method = get_method(config, frame, num_steps)
   tx = method.optimizer(num_steps)
   example = example_batch(source, batch_size)
   mgr = checkpoint.manager(str(workdir), config.train.keep_checkpoints)

@@ -52,8 +52,8 @@ _CHOICES = {
   'train.adversarial_schedule': ('constant', 'dann'),
   'train.disc_schedule': ('constant', 'cosine'),
 }
-# config.model's fields by method: each method's model section holds only its own fields
-# (configs/baselines/*.py), so these checks depend on config.method.
+# config.model's fields (and a method's own train fields) by method: each method's model section
+# holds only its own fields (configs/baselines/*.py), so these checks depend on config.method.
 _MODEL_CHOICES = {
   'trajcross': {'model.traj_shape_branch': SHAPE_BRANCHES},
   'cca': {'model.cca_score': CCA_SCORES},
@@ -65,6 +65,7 @@ _MODEL_POSITIVE = {
     'model.embed_dim',
     'model.moco_queue_size',
     'model.traj_raster_size',
+    'train.moco_key_window',
   ),
   'dbrlm': ('model.branch_dim', 'model.embed_dim'),
   'acmr': ('model.embed_dim', 'model.image_pool'),

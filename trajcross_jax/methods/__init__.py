@@ -23,10 +23,17 @@ METHODS = {
 }
 
 
-def get_method(config: ml_collections.ConfigDict, normalisation: Normalisation) -> Method:
+def get_method(
+  config: ml_collections.ConfigDict, normalisation: Normalisation, total_steps: int | None = None
+) -> Method:
   """Builds the method that `config.method` names, reading positions in `normalisation`.
 
   The scene frame comes from the data (a dataset's metadata, or the checkpoint that a model was
   trained with): see trajcross_jax.data.normalisation. validation.py checks the name.
+  `total_steps`, the training run's length, is given by train.py; only MoCo reads it (its key
+  encoder's momentum is scaled to the run), and only to train.
   """
-  return METHODS[config.method](config.model, config.train, normalisation)
+  args = (config.model, config.train, normalisation)
+  if config.method == 'moco':
+    return MoCo(*args, total_steps=total_steps)
+  return METHODS[config.method](*args)

@@ -47,10 +47,17 @@ class MoCo(Method):
   its image's key and the queue of past keys (temperature `train.moco_temperature`, 0.07); the
   queue (`model.moco_queue_size` keys) is first in, first out.
 
+  The key encoder's pace is scaled to the run (issue 15): its momentum m is set so that its time
+  constant 1 / (1 - m) is `train.moco_key_window` of the run's training steps. MoCo's 0.999 is a
+  1,000-step memory, made for runs of hundreds of thousands of steps; at a fixed m a 390-step run
+  leaves the key encoder 68 % at its initial weights, and a 2,340-step run makes it lag the query
+  encoder by 43 % of the run. The window is chosen on the validation split
+  (benchmarks/results/tuning.md).
+
   params = the query encoder; extra = {'key': the key encoder, 'queue': (K, D)}. The update
   order is the official implementation's (moco/builder.py, forward()): each step first moves
   the key encoder towards the current query encoder, theta_k <- m theta_k + (1 - m) theta_q
-  (m = `train.moco_momentum`, 0.999), then computes the keys with it, the loss and the query
+  (m = `key_momentum()`), then computes the keys with it, the loss and the query
   encoder's gradient, and enqueues the keys. All of it happens inside `loss`, from the params
   it is given, so the contract (new extra from loss's aux) gives exactly that order, no lag.
   """
@@ -60,9 +67,13 @@ class MoCo(Method):
     model: ml_collections.ConfigDict,
     train: ml_collections.ConfigDict,
     normalisation: Normalisation,
+    total_steps: int | None = None,
   ):
+    """total_steps: the training run's length, which sets the key momentum; None where the
+    method only embeds (evaluation, search), which does not read it."""
     self.model = model
     self.train = train
+    self.total_steps = total_steps
     self.encoder = baselines.ImageBoxCNN(
       channels=tuple(model.shape_channels),
       hidden=model.branch_dim,
@@ -71,6 +82,16 @@ class MoCo(Method):
       coord_center=normalisation.center,
       coord_scale=normalisation.scale,
     )
+
+  def key_momentum(self) -> float:
+    """m of theta_k <- m theta_k + (1 - m) theta_q, from `train.moco_key_window` and the run's
+    length: 1 - 1 / (window * total_steps), a time constant of at least one step (m >= 0)."""
+    if self.total_steps is None:
+      raise ValueError(
+        "MoCo's key momentum is set by the run's length: build the method with total_steps "
+        '(train.py does)'
+      )
+    return 1.0 - 1.0 / max(self.train.moco_key_window * self.total_steps, 1.0)
 
   def trajectory_picture(self, trajectory: jax.Array) -> tuple[jax.Array, jax.Array]:
     """The trajectory converted to an image: (raster in [0, 1] (B, S, S, 1), box (B, 4))."""
@@ -101,7 +122,7 @@ class MoCo(Method):
     return self._embed(extra['key'], inputs.image_to_float(image), box)
 
   def loss(self, params, extra, batch, rng, progress):
-    key_params = momentum_update(extra['key'], params, self.train.moco_momentum)
+    key_params = momentum_update(extra['key'], params, self.key_momentum())
     q = self.embed_trajectories(params, extra, batch['trajectory'])
     k = jax.lax.stop_gradient(
       self.embed_images({}, {'key': key_params}, batch['image'], batch['box'])
