@@ -29,7 +29,7 @@ from benchmarks import machine, report
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COMMITTED = REPO / 'benchmarks' / 'results' / 'runs'
 
-VARIANTS = ('default', 'nogan', 'noxy', 'onlytraj', 'trajcnn')
+VARIANTS = report.TABLE2_ROWS
 BASELINES = tuple(f'baselines/{n}' for n in report.BASELINE_NAMES)
 
 _CONFIGS = flags.DEFINE_list('configs', None, 'Configs (names under configs/, no .py).')
@@ -91,7 +91,7 @@ def main(argv):
   if _TABLE1.value:
     written += report.write_table1(runs)
   else:
-    if any(n in runs for n in ('nogan', 'noxy', 'onlytraj', 'trajcnn')):
+    if any(n in runs for n in VARIANTS[1:]):
       written += report.write_table2(runs)
     # The headline is the default config at its own budget: never from overridden runs.
     if 'default' in runs and not _OVERRIDES.value:

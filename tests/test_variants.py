@@ -15,7 +15,7 @@ from trajcross_jax.methods import get_method
 # A univ-sized scene frame (the models' inputs lie in about [2, 16] m).
 FRAME = Normalisation(center=(8.0, 7.0), scale=8.0)
 
-VARIANTS = ('nogan', 'noxy', 'onlytraj', 'trajcnn')
+VARIANTS = ('nogan', 'disc_cosine', 'noxy', 'onlytraj', 'trajcnn')
 
 
 def _param_paths(config, batch):
@@ -37,6 +37,7 @@ def _config_diff(a, b):
   'name,field',
   [
     ('nogan', 'model.adversarial'),
+    ('disc_cosine', 'train.disc_schedule'),
     ('noxy', 'model.use_box'),
     ('onlytraj', 'model.traj_shape_branch'),
     ('trajcnn', 'model.traj_shape_branch'),
@@ -54,6 +55,7 @@ def test_parameter_trees_differ_exactly_as_intended(tiny_batch):
 
   assert any(p.startswith('discriminator/') for p in ref)
   assert trees['nogan'] == {p for p in ref if not p.startswith('discriminator/')}
+  assert trees['disc_cosine'] == ref  # Only the classifier's learning rate schedule differs.
 
   box = {p for p in ref if p.startswith('encoders/image/box_embed/')}
   assert box
