@@ -46,6 +46,8 @@ PAPER_TABLE2 = {
 # Table II's rows: TRAJCROSS, the paper's ablations, and the best adversarial setting of the
 # adversary study (disc_cosine), each a config under configs/.
 TABLE2_ROWS = ('default', 'nogan', 'disc_cosine', 'noxy', 'onlytraj', 'trajcnn')
+# Fig. 3 (traj->img): how many points of top@1 / 5 / 15 each ablation loses against TRAJCROSS.
+FIG3_KS = ('top@1', 'top@5', 'top@15')
 PAPER_FIG3_DROP = {'nogan': (2.9, 1.0, 0.5), 'noxy': (4.0, 2.4, 0.9)}
 NAMES = {
   'default': 'TRAJCROSS',
@@ -148,6 +150,35 @@ def summary(records: list[dict]) -> dict:
       for k in keys
     }
   return out
+
+
+def _change(s: dict, base: dict, d: str, k: str) -> str:
+  return f'{s[d][k]["mean"] - base[d][k]["mean"]:+.1f}'
+
+
+def changes_table(summaries: dict[str, dict], drops: dict[str, tuple] = PAPER_FIG3_DROP) -> str:
+  """Each variant against TRAJCROSS (the 'default' row): the difference of the means over seeds,
+  traj->img top@1 / 5 / 15 (Fig. 3's measures) beside the paper's, and img->traj top@1. Empty
+  without a TRAJCROSS row."""
+  base = summaries.get('default')
+  if base is None:
+    return ''
+  lines = [
+    '| method | seeds | traj→img top@1 / 5 / 15 against TRAJCROSS | paper (Fig. 3) | '
+    'img→traj top@1 against TRAJCROSS |',
+    '| --- | ---: | --- | --- | --- |',
+  ]
+  for name, s in summaries.items():
+    if name == 'default' or not s['seeds']:
+      continue
+    ours = ' / '.join(_change(s, base, 'traj2img', k) for k in FIG3_KS)
+    paper = ' / '.join(f'{-v:+.1f}' for v in drops[name]) if name in drops else '-'
+    lines.append(
+      f'| {NAMES.get(name, name)} | {len(s["seeds"])} | {ours} | {paper} | '
+      f'{_change(s, base, "img2traj", "top@1")} |'
+    )
+  note = "Differences of the means over seeds, in points; each row's spread is in the table above."
+  return '\n'.join(lines) + '\n\n' + note
 
 
 def _cell(s: dict, d: str, k: str) -> str:
@@ -364,6 +395,7 @@ def write_table2(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
   names = [n for n in TABLE2_ROWS if n in runs]
   variants = {n: summary(runs[n]) for n in names}
   table = markdown_table(variants, PAPER_TABLE2)
+  changes = changes_table(variants)
   (RESULTS / 'table2.json').write_text(json.dumps(variants, indent=2) + '\n')
   (RESULTS / 'table2.md').write_text(
     '### TRAJCROSS and its variants (Table II, Fig. 3)\n\n'
@@ -371,6 +403,7 @@ def write_table2(runs: dict[str, list[dict]]) -> list[pathlib.Path]:
     + '\n\n'
     + claims_table(variants, PAPER_TABLE2)
     + '\n\n'
+    + (changes + '\n\n' if changes else '')
     + _budget_note({n: runs[n] for n in names})
     + '\n\n![Fig. 3](benchmarks/results/fig3.png)\n'
   )

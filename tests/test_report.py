@@ -185,3 +185,26 @@ def test_a_result_names_its_cpu_and_its_widest_vector_extension():
     'cpu_model': 'unknown',
     'cpu_simd': 'neon',
   }
+
+
+def test_the_changes_table_sets_each_variant_against_trajcross_and_fig3():
+  def summary(seeds, t1, t5, t15, i1):
+    def means(**by_k):
+      return {k.replace('top', 'top@'): {'mean': v, 'std': 0.0} for k, v in by_k.items()}
+
+    return {
+      'seeds': seeds,
+      'traj2img': means(top1=t1, top5=t5, top15=t15),
+      'img2traj': means(top1=i1),
+    }
+
+  rows = {
+    'default': summary([0, 1], 70.0, 90.0, 95.0, 72.0),
+    'nogan': summary([0, 1, 2], 72.5, 90.0, 94.0, 71.0),
+    'disc_cosine': summary([0], 69.0, 91.0, 95.5, 72.0),
+  }
+  table = report.changes_table(rows)
+  assert '| nogan | 3 | +2.5 / +0.0 / -1.0 | -2.9 / -1.0 / -0.5 | -1.0 |' in table
+  assert '| TRAJCROSS, classifier rate cosine | 1 | -1.0 / +1.0 / +0.5 | - | +0.0 |' in table
+  assert 'TRAJCROSS |' not in table.replace('against TRAJCROSS |', '')
+  assert report.changes_table({'nogan': rows['nogan']}) == ''
