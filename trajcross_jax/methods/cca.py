@@ -53,9 +53,9 @@ class CCA(Method):
   """Regularised linear CCA between the trajectory's points and the image with its box.
 
   Views: the trajectory as its 20 normalised points, flattened (40 features); the image
-  average-pooled by `model.image_pool` (4: 16 x 16 = 256 features) and flattened, with its
-  normalised box (4 features). `model.cca_components` canonical pairs are kept (at most 40).
-  Fitted on the fixed training images (no re-draws).
+  average-pooled by `model.image_pool` (configs/baselines/cca.py: 8, so 8 x 8 = 64 features)
+  and flattened, with its normalised box (4 features). `model.cca_components` canonical pairs
+  are kept (at most 40). Fitted on the fixed training images (no re-draws).
 
   Score (`model.cca_score`): 'gaussian' (the default) is the log-likelihood ratio
   log p(u, v) / (p(u) p(v)) of the pair's canonical variates under probabilistic CCA (Bach and

@@ -1,0 +1,198 @@
+"""Table I's baselines tuned on the validation split at the equal budget (issue 15).
+
+  python -m benchmarks.baseline_tuning                        # every baseline's settings
+  python -m benchmarks.baseline_tuning --baselines acmr,cca   # some of them
+  python -m benchmarks.baseline_tuning --report_only          # only rewrite the results
+
+Each (baseline, setting) trains configs/baselines/<baseline>.py with the setting's overrides,
+seed 0, at the config's own budget (60 epochs, the one every row of Table I trains for), on the
+training split less a fifth of its pedestrians, and scores it on those pedestrians: a choice
+made here never looks at the test split (PROTOCOL.md section 5). The setting with the best
+mean of top@1 over the two directions is the baseline's choice; its config file should hold it
+(`chosen` in the JSON, and the `config` column of the table says whether it does). Workdirs
+are RUNS_DIR/<baseline>/<setting>; a finished one is skipped. Writes
+benchmarks/results/baseline_tuning.{json,md}; runs in the JSON that are not in RUNS_DIR are
+kept, so the sweep can grow across machines and days.
+
+MoCo's key window was swept before this driver existed (tuning.md, "MoCo's key window").
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+import time
+
+from absl import app, flags, logging
+
+from benchmarks import machine, report
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = REPO / 'benchmarks' / 'results'
+VALIDATION = (
+  '--config.data.validation_fraction=0.2',
+  '--config.eval.split=validation',
+  '--config.rerank.enabled=False',
+  '--config.seed=0',
+)
+
+
+def _rates(*rates: str) -> dict[str, tuple[str, ...]]:
+  return {f'lr_{r}': (f'--config.train.learning_rate={r}',) for r in rates}
+
+
+# baseline: {setting: overrides of configs/baselines/<baseline>.py}. The learning rates are
+# those around the 1e-3 every gradient baseline was configured with before it was tuned.
+SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
+  'cca': {
+    'reg_1e-3': ('--config.model.cca_reg=1e-3',),
+    'reg_1e-2': ('--config.model.cca_reg=1e-2',),
+    'reg_1e-1': ('--config.model.cca_reg=1e-1',),
+    'reg_3e-1': ('--config.model.cca_reg=3e-1',),
+    'reg_1': ('--config.model.cca_reg=1.0',),
+    'pool_8': ('--config.model.image_pool=8',),
+    'pool_8_reg_1e-1': ('--config.model.image_pool=8', '--config.model.cca_reg=1e-1'),
+    'pool_16': ('--config.model.image_pool=16',),
+    'pool_2': ('--config.model.image_pool=2',),
+    'cosine': ('--config.model.cca_score=cosine',),
+  },
+  'acmr': {
+    **_rates('1e-3', '3e-3', '3e-4'),
+    'adv_0.3': ('--config.train.adversarial_weight=0.3',),
+    'adv_0.1': ('--config.train.adversarial_weight=0.1',),
+    'adv_0.03': ('--config.train.adversarial_weight=0.03',),
+    'pool_4': ('--config.model.image_pool=4',),
+    'decay_1e-2': ('--config.train.weight_decay=1e-2',),
+  },
+  'dbrlm': _rates('1e-3', '3e-3', '3e-4'),
+  'corr_ae': _rates('1e-3', '3e-3', '3e-4'),
+  'corr_cross_ae': _rates('1e-3', '3e-3', '3e-4'),
+}
+
+_BASELINES = flags.DEFINE_list('baselines', list(SETTINGS), f'Of {list(SETTINGS)}.')
+_RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'tune'), 'Workdirs root.')
+_REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
+
+
+def command(baseline: str, setting: str, workdir: pathlib.Path | str) -> list[str]:
+  """The `trajcross_jax.main` command line of one (baseline, setting)."""
+  overrides = SETTINGS[baseline][setting]
+  return machine.main_command(f'baselines/{baseline}', workdir, *VALIDATION, *overrides)
+
+
+def record(baseline: str, setting: str, workdir: pathlib.Path) -> dict:
+  """One finished run: its validation top@k, budget and command."""
+  results = json.loads((workdir / 'eval' / 'results.json').read_text())
+  return {
+    'baseline': baseline,
+    'setting': setting,
+    'budget': report.run_budget(workdir),
+    'command': ' '.join(command(baseline, setting, workdir)[1:]),
+    **{d: {k: results[d][k] for k in report.KS} for d in report.DIRECTIONS},
+    'num_validation': results['num_test'],
+  }
+
+
+def score(r: dict) -> float:
+  """What a setting is chosen by: the mean of top@1 over the two directions."""
+  return sum(r[d]['top@1'] for d in report.DIRECTIONS) / len(report.DIRECTIONS)
+
+
+def choose(records: list[dict]) -> dict[str, str]:
+  """Each baseline's best setting by `score` (the first listed one on a tie)."""
+  best: dict[str, dict] = {}
+  for r in records:
+    if r['baseline'] not in best or score(r) > score(best[r['baseline']]):
+      best[r['baseline']] = r
+  return {b: r['setting'] for b, r in best.items()}
+
+
+def collect(runs_dir: pathlib.Path, previous: list[dict]) -> list[dict]:
+  """Every finished run in runs_dir, then the previous results' runs not found there."""
+  found = {}
+  for baseline, settings in SETTINGS.items():
+    for setting in settings:
+      workdir = runs_dir / baseline / setting
+      if (workdir / 'eval' / 'results.json').exists():
+        found[baseline, setting] = record(baseline, setting, workdir)
+  for r in previous:
+    if r['setting'] in SETTINGS.get(r['baseline'], {}):
+      found.setdefault((r['baseline'], r['setting']), r)
+  order = [(b, s) for b, settings in SETTINGS.items() for s in settings]
+  return [found[k] for k in order if k in found]
+
+
+def markdown(records: list[dict], chosen: dict[str, str]) -> str:
+  """The sweep's table: validation top@k both ways, the choice in bold."""
+  lines = [
+    '| baseline | setting | overrides | traj→img top@1 / 5 / 10 | img→traj top@1 / 5 / 10 |',
+    '| --- | --- | --- | --- | --- |',
+  ]
+  for r in records:
+    cells = [' / '.join(f'{r[d][k]:.1f}' for k in report.KS) for d in report.DIRECTIONS]
+    if chosen.get(r['baseline']) == r['setting']:
+      cells = [f'**{c}**' for c in cells]
+    overrides = ' '.join(SETTINGS[r['baseline']][r['setting']]) or '(as configured)'
+    lines.append(f'| {r["baseline"]} | {r["setting"]} | `{overrides}` | {cells[0]} | {cells[1]} |')
+  return '\n'.join(lines)
+
+
+def write(records: list[dict]) -> list[pathlib.Path]:
+  """baseline_tuning.json (every run and each baseline's choice) and baseline_tuning.md."""
+  # Closed-form fits (CCA) read the split once; every trained run must share one budget.
+  budgets = {
+    json.dumps(r['budget'], sort_keys=True) for r in records if not r['budget'].get('closed_form')
+  }
+  if len(budgets) > 1:
+    raise ValueError(f'runs at budgets {sorted(budgets)}: the sweep compares at one budget')
+  chosen = choose(records)
+  out = {
+    'command': 'python -m benchmarks.baseline_tuning ' + ' '.join(sys.argv[1:]),
+    'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    'machine': machine.describe(),
+    'split': 'validation (a fifth of the training pedestrians held out), seed 0',
+    'choice_rule': 'best mean of top@1 over the two directions',
+    'settings': {b: {s: list(o) for s, o in settings.items()} for b, settings in SETTINGS.items()},
+    'chosen': chosen,
+    'runs': records,
+  }
+  paths = [RESULTS / 'baseline_tuning.json', RESULTS / 'baseline_tuning.md']
+  paths[0].write_text(json.dumps(out, indent=1) + '\n')
+  paths[1].write_text(
+    "Validation split, seed 0, each baseline at its config's budget "
+    '(`python -m benchmarks.baseline_tuning`); the chosen setting in bold:\n\n'
+    + markdown(records, chosen)
+    + '\n'
+  )
+  return paths
+
+
+def run_one(baseline: str, setting: str, runs_dir: pathlib.Path) -> None:
+  """Trains and evaluates one (baseline, setting) unless it finished before."""
+  workdir = runs_dir / baseline / setting
+  if (workdir / 'eval' / 'results.json').exists():
+    logging.info('%s %s: finished before, skipped', baseline, setting)
+    return
+  cmd = command(baseline, setting, workdir)
+  logging.info('%s %s: %s', baseline, setting, ' '.join(cmd))
+  subprocess.run(cmd, cwd=REPO, check=True)
+
+
+def main(argv):
+  del argv
+  unknown = set(_BASELINES.value) - set(SETTINGS)
+  if unknown:
+    raise app.UsageError(f'unknown baselines {sorted(unknown)}; known: {list(SETTINGS)}')
+  runs_dir = pathlib.Path(_RUNS_DIR.value).absolute()
+  if not _REPORT_ONLY.value:
+    for baseline in _BASELINES.value:
+      for setting in SETTINGS[baseline]:
+        run_one(baseline, setting, runs_dir)
+  previous_file = RESULTS / 'baseline_tuning.json'
+  previous = json.loads(previous_file.read_text())['runs'] if previous_file.exists() else []
+  for path in write(collect(runs_dir, previous)):
+    print(f'wrote {path}')
+
+
+if __name__ == '__main__':
+  app.run(main)
