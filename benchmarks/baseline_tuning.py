@@ -37,36 +37,73 @@ VALIDATION = (
 )
 
 
-def _rates(*rates: str) -> dict[str, tuple[str, ...]]:
-  return {f'lr_{r}': (f'--config.train.learning_rate={r}',) for r in rates}
+def _grid(fields: dict[str, str], settings: dict[str, dict]) -> dict[str, tuple[str, ...]]:
+  """Settings as override flags, each naming every swept field: `fields` (config path: value)
+  overridden by the setting's own, so that a setting means the same after its config changes."""
+  return {
+    name: tuple(f'--config.{path}={value}' for path, value in {**fields, **own}.items())
+    for name, own in settings.items()
+  }
 
 
-# baseline: {setting: overrides of configs/baselines/<baseline>.py}. The learning rates are
-# those around the 1e-3 every gradient baseline was configured with before it was tuned.
+_LR = 'train.learning_rate'
+# The rates around the 1e-3 every gradient baseline was configured with before it was tuned.
+_RATES = {f'lr_{r}': {_LR: r} for r in ('1e-3', '3e-3', '3e-4')}
+
+# baseline: {setting: overrides of configs/baselines/<baseline>.py}. Each baseline's first
+# argument holds its swept fields as configured when the sweep began.
 SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
-  'cca': {
-    'reg_1e-3': ('--config.model.cca_reg=1e-3',),
-    'reg_1e-2': ('--config.model.cca_reg=1e-2',),
-    'reg_1e-1': ('--config.model.cca_reg=1e-1',),
-    'reg_3e-1': ('--config.model.cca_reg=3e-1',),
-    'reg_1': ('--config.model.cca_reg=1.0',),
-    'pool_8': ('--config.model.image_pool=8',),
-    'pool_8_reg_1e-1': ('--config.model.image_pool=8', '--config.model.cca_reg=1e-1'),
-    'pool_16': ('--config.model.image_pool=16',),
-    'pool_2': ('--config.model.image_pool=2',),
-    'cosine': ('--config.model.cca_score=cosine',),
-  },
-  'acmr': {
-    **_rates('1e-3', '3e-3', '3e-4'),
-    'adv_0.3': ('--config.train.adversarial_weight=0.3',),
-    'adv_0.1': ('--config.train.adversarial_weight=0.1',),
-    'adv_0.03': ('--config.train.adversarial_weight=0.03',),
-    'pool_4': ('--config.model.image_pool=4',),
-    'decay_1e-2': ('--config.train.weight_decay=1e-2',),
-  },
-  'dbrlm': _rates('1e-3', '3e-3', '3e-4'),
-  'corr_ae': _rates('1e-3', '3e-3', '3e-4'),
-  'corr_cross_ae': _rates('1e-3', '3e-3', '3e-4'),
+  'cca': _grid(
+    {'model.image_pool': '4', 'model.cca_reg': '1e-2', 'model.cca_score': 'gaussian'},
+    {
+      'reg_1e-3': {'model.cca_reg': '1e-3'},
+      'reg_1e-2': {},
+      'reg_1e-1': {'model.cca_reg': '1e-1'},
+      'reg_3e-1': {'model.cca_reg': '3e-1'},
+      'reg_1': {'model.cca_reg': '1.0'},
+      'pool_2': {'model.image_pool': '2'},
+      'pool_8': {'model.image_pool': '8'},
+      'pool_8_reg_1e-1': {'model.image_pool': '8', 'model.cca_reg': '1e-1'},
+      'pool_16': {'model.image_pool': '16'},
+      'cosine': {'model.cca_score': 'cosine'},
+    },
+  ),
+  'acmr': _grid(
+    {_LR: '1e-3', 'train.adversarial_weight': '1.0', 'model.image_pool': '2'},
+    {
+      **_RATES,
+      'adv_0.3': {'train.adversarial_weight': '0.3'},
+      'adv_0.1': {'train.adversarial_weight': '0.1'},
+      'adv_0.03': {'train.adversarial_weight': '0.03'},
+      'adv_0.01': {'train.adversarial_weight': '0.01'},
+      'adv_0': {'train.adversarial_weight': '0.0'},
+      'adv_0.03_lr_3e-3': {'train.adversarial_weight': '0.03', _LR: '3e-3'},
+      'adv_0.03_lr_1e-2': {'train.adversarial_weight': '0.03', _LR: '1e-2'},
+      'pool_4': {'model.image_pool': '4'},
+      'decay_1e-2': {'train.weight_decay': '1e-2'},
+    },
+  ),
+  'dbrlm': _grid({_LR: '1e-3'}, _RATES),
+  'corr_ae': _grid(
+    {_LR: '1e-3', 'train.corr_alpha': '0.5', 'model.image_pool': '2'},
+    {
+      **_RATES,
+      'alpha_0.8': {'train.corr_alpha': '0.8'},
+      'alpha_0.95': {'train.corr_alpha': '0.95'},
+      'pool_4': {'model.image_pool': '4'},
+      'pool_8': {'model.image_pool': '8'},
+      'pool_4_alpha_0.95': {'model.image_pool': '4', 'train.corr_alpha': '0.95'},
+    },
+  ),
+  'corr_cross_ae': _grid(
+    {_LR: '1e-3', 'train.corr_alpha': '0.5', 'model.image_pool': '2'},
+    {
+      **_RATES,
+      'lr_1e-2': {_LR: '1e-2'},
+      'lr_3e-3_pool_4': {_LR: '3e-3', 'model.image_pool': '4'},
+      'lr_3e-3_alpha_0.8': {_LR: '3e-3', 'train.corr_alpha': '0.8'},
+    },
+  ),
 }
 
 _BASELINES = flags.DEFINE_list('baselines', list(SETTINGS), f'Of {list(SETTINGS)}.')
