@@ -93,6 +93,8 @@ SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
       'pool_4': {'model.image_pool': '4'},
       'pool_8': {'model.image_pool': '8'},
       'pool_4_alpha_0.95': {'model.image_pool': '4', 'train.corr_alpha': '0.95'},
+      'pool_16': {'model.image_pool': '16'},
+      'pool_8_alpha_0.95': {'model.image_pool': '8', 'train.corr_alpha': '0.95'},
     },
   ),
   'corr_cross_ae': _grid(
@@ -101,6 +103,7 @@ SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
       **_RATES,
       'lr_1e-2': {_LR: '1e-2'},
       'lr_3e-3_pool_4': {_LR: '3e-3', 'model.image_pool': '4'},
+      'lr_3e-3_pool_8': {_LR: '3e-3', 'model.image_pool': '8'},
       'lr_3e-3_alpha_0.8': {_LR: '3e-3', 'train.corr_alpha': '0.8'},
     },
   ),
