@@ -10,7 +10,7 @@ from configs.baselines import corr_ae
 def get_config():
   config = corr_ae.get_config()
   config.method = 'corr_cross_ae'
-  config.model.image_pool = 2  # Image average-pooled 2x2 (32 x 32 = 1024 features) + box.
+  config.model.image_pool = 8  # Image average-pooled 8x8 (8 x 8 = 64 features) + box.
   config.train.corr_alpha = 0.5  # alpha: loss = (1 - alpha) reconstruction + alpha correlation.
   config.train.learning_rate = 3e-3  # Chosen on validation (1e-3 before).
   return config
