@@ -67,17 +67,19 @@ def test_the_report_bolds_each_choice_and_keeps_closed_form_fits_beside_trained_
 ):
   monkeypatch.setattr(baseline_tuning, 'RESULTS', tmp_path / 'results')
   (tmp_path / 'results').mkdir()
-  _finished(tmp_path / 'runs' / 'cca' / 'reg_1e-2', 10.0, 12.0, closed_form=True)
+  _finished(tmp_path / 'runs' / 'cca' / 'pool_8', 10.0, 12.0, closed_form=True)
   _finished(tmp_path / 'runs' / 'acmr' / 'lr_1e-3', 30.0, 20.0)
   _finished(tmp_path / 'runs' / 'acmr' / 'lr_3e-4', 31.0, 21.0)
   paths = baseline_tuning.write(baseline_tuning.collect(tmp_path / 'runs', []))
   out = json.loads(paths[0].read_text())
-  assert out['chosen'] == {'cca': 'reg_1e-2', 'acmr': 'lr_3e-4'}
+  assert out['chosen'] == {'cca': 'pool_8', 'acmr': 'lr_3e-4'}
+  assert out['configured'] == {'cca': 'pool_8', 'acmr': 'adv_0.03_lr_3e-3'}  # The configs now.
   table = paths[1].read_text()
   rows = {line.split(' | ')[1]: line for line in table.splitlines() if line.startswith('| acmr')}
   assert rows['lr_1e-3'].startswith('| acmr | lr_1e-3 | `--config.train.learning_rate=1e-3 ')
-  assert rows['lr_1e-3'].endswith('image_pool=2` | 30.0 / 90.0 / 95.0 | 20.0 / 90.0 / 95.0 |')
-  assert rows['lr_3e-4'].endswith('| **31.0 / 90.0 / 95.0** | **21.0 / 90.0 / 95.0** |')
+  assert rows['lr_1e-3'].endswith('image_pool=2` | 30.0 / 90.0 / 95.0 | 20.0 / 90.0 / 95.0 |  |')
+  assert rows['lr_3e-4'].endswith('| **31.0 / 90.0 / 95.0** | **21.0 / 90.0 / 95.0** |  |')
+  assert '| **10.0 / 90.0 / 95.0** | **12.0 / 90.0 / 95.0** | ✓ |' in table  # CCA's pool_8.
 
 
 def test_trained_runs_of_different_budgets_are_not_mixed(tmp_path, monkeypatch):
@@ -86,3 +88,19 @@ def test_trained_runs_of_different_budgets_are_not_mixed(tmp_path, monkeypatch):
   _finished(tmp_path / 'dbrlm' / 'lr_1e-3', 30.0, 20.0, epochs=40)
   with pytest.raises(ValueError, match='the sweep compares at one budget'):
     baseline_tuning.write(baseline_tuning.collect(tmp_path, []))
+
+
+def test_each_committed_config_holds_the_setting_its_validation_sweep_chose():
+  # The committed sweep's choices against configs/baselines/*.py as they are now: a config
+  # changed without a new sweep (or a sweep not carried into its config) fails here.
+  results = json.loads((baseline_tuning.RESULTS / 'baseline_tuning.json').read_text())
+  assert set(results['chosen']) == set(baseline_tuning.SETTINGS)
+  for baseline, setting in results['chosen'].items():
+    assert baseline_tuning.configured(baseline) == setting, baseline
+    assert results['configured'][baseline] == setting
+
+
+def test_holds_compares_numbers_by_value_and_strings_exactly():
+  assert baseline_tuning.holds('cca', 'pool_8')  # image_pool=8, cca_reg=1e-2 (0.01), gaussian.
+  assert not baseline_tuning.holds('cca', 'cosine')
+  assert not baseline_tuning.holds('acmr', 'lr_1e-3')  # Its reversal weight is not 1.0 now.

@@ -17,5 +17,5 @@ def get_config():
     embed_dim=256,  # The common space.
   )
   config.train.dbrlm_gamma = 10.0  # Fixed scale of the cosine inside the softmax.
-  config.train.learning_rate = 1e-3  # Its Table I run's rate (not TRAJCROSS's tuned one).
+  config.train.learning_rate = 3e-3  # Chosen on validation (1e-3 before).
   return config
