@@ -240,7 +240,7 @@ def claims_table(summaries: dict[str, dict], paper: dict[str, tuple]) -> str:
 
 def bar_chart(summaries: dict[str, dict], ks: tuple[str, ...], title: str, path: pathlib.Path):
   """Grouped bars: one group per top@k, one bar per method, error bars = std over seeds."""
-  fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+  fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True)
   width = 0.8 / len(summaries)
   for ax, d in zip(axes, DIRECTIONS, strict=True):
     for i, (name, s) in enumerate(summaries.items()):
@@ -252,8 +252,10 @@ def bar_chart(summaries: dict[str, dict], ks: tuple[str, ...], title: str, path:
     ax.set_title(f'{title}: {d.replace("2", " → ")}')
     ax.set_ylabel('%')
     ax.grid(axis='y', alpha=0.3)
-  axes[0].legend(fontsize=8)
-  fig.tight_layout()
+  # Below the panels: inside one, the legend hid the top@1 bars of a long table.
+  handles, labels = axes[0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc='lower center', ncol=min(len(labels), 4), fontsize=8)
+  fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 3) // 4), 1, 1))
   fig.savefig(path, dpi=110)
   plt.close(fig)
 
