@@ -114,10 +114,6 @@ SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
   ),
 }
 
-_BASELINES = flags.DEFINE_list('baselines', list(SETTINGS), f'Of {list(SETTINGS)}.')
-_RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'tune'), 'Workdirs root.')
-_REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
-
 
 def command(baseline: str, setting: str, workdir: pathlib.Path | str) -> list[str]:
   """The `trajcross_jax.main` command line of one (baseline, setting)."""
@@ -257,14 +253,23 @@ def run_one(baseline: str, setting: str, runs_dir: pathlib.Path) -> None:
   subprocess.run(cmd, cwd=REPO, check=True)
 
 
+def define_flags() -> None:
+  """The command line's flags, defined only when run as a script: tests import this module
+  beside benchmarks.adversary, whose flags share these names."""
+  flags.DEFINE_list('baselines', list(SETTINGS), f'Of {list(SETTINGS)}.')
+  flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'tune'), 'Workdirs root.')
+  flags.DEFINE_bool('report_only', False, 'Only rewrite the results files.')
+
+
 def main(argv):
   del argv
-  unknown = set(_BASELINES.value) - set(SETTINGS)
+  FLAGS = flags.FLAGS
+  unknown = set(FLAGS.baselines) - set(SETTINGS)
   if unknown:
     raise app.UsageError(f'unknown baselines {sorted(unknown)}; known: {list(SETTINGS)}')
-  runs_dir = pathlib.Path(_RUNS_DIR.value).absolute()
-  if not _REPORT_ONLY.value:
-    for baseline in _BASELINES.value:
+  runs_dir = pathlib.Path(FLAGS.runs_dir).absolute()
+  if not FLAGS.report_only:
+    for baseline in FLAGS.baselines:
       for setting in SETTINGS[baseline]:
         run_one(baseline, setting, runs_dir)
   previous_file = RESULTS / 'baseline_tuning.json'
@@ -274,4 +279,5 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
