@@ -35,11 +35,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / 'benchmarks' / 'results'
-VALIDATION = (
-  '--config.data.validation_fraction=0.2',
-  '--config.eval.split=validation',
-  '--config.rerank.enabled=False',
-)
 # name: (config under configs/, overrides, what it changes against the default game).
 SETTINGS = {
   'default': ('default', (), "configs/default.py's game: constant lambda, classifier Adam"),
@@ -89,7 +84,7 @@ _REPORT_ONLY = flags.DEFINE_bool('report_only', False, 'Only rewrite the results
 def command(setting: str, seed: int, workdir: pathlib.Path, epochs: int) -> list[str]:
   config, overrides, _ = SETTINGS[setting]
   seed_epochs = (f'--config.seed={seed}', f'--config.train.num_epochs={epochs}')
-  return machine.main_command(config, workdir, *seed_epochs, *VALIDATION, *overrides)
+  return machine.main_command(config, workdir, *seed_epochs, *report.VALIDATION_FLAGS, *overrides)
 
 
 def run_one(setting: str, seed: int) -> None:

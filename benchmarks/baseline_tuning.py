@@ -33,12 +33,7 @@ from benchmarks import machine, report
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = REPO / 'benchmarks' / 'results'
-VALIDATION = (
-  '--config.data.validation_fraction=0.2',
-  '--config.eval.split=validation',
-  '--config.rerank.enabled=False',
-  '--config.seed=0',
-)
+VALIDATION = (*report.VALIDATION_FLAGS, '--config.seed=0')
 
 
 def _grid(fields: dict[str, str], settings: dict[str, dict]) -> dict[str, tuple[str, ...]]:

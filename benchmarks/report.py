@@ -26,6 +26,13 @@ KS = ('top@1', 'top@5', 'top@10')
 BUDGET_RULE = 'training pairs seen'
 # A single seed's spread is unknown: it agrees with the paper within this many points of top@1.
 AGREE_POINTS = 1.0
+# What scores a run on the validation split (a fifth of the training pedestrians held out,
+# PROTOCOL.md section 5), bi-encoder only: the flags of every tuning study.
+VALIDATION_FLAGS = (
+  '--config.data.validation_fraction=0.2',
+  '--config.eval.split=validation',
+  '--config.rerank.enabled=False',
+)
 BASELINE_NAMES = ('cca', 'moco', 'acmr', 'corr_ae', 'corr_cross_ae', 'dbrlm')
 # PROTOCOL.md section 6: the paper's Table I (%), top@1 / top@5 / top@10 per direction.
 PAPER_TABLE1 = {
