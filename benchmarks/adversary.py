@@ -20,7 +20,6 @@ in the JSON that are not in RUNS_DIR are kept, so the study can grow across mach
 
 import json
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -99,9 +98,7 @@ def run_one(setting: str, seed: int) -> None:
       )
     logging.info('%s seed %d: finished before, skipped', setting, seed)
     return
-  cmd = command(setting, seed, workdir, _EPOCHS.value)
-  logging.info('%s seed %d: %s', setting, seed, ' '.join(cmd))
-  subprocess.run(cmd, cwd=REPO, check=True)
+  machine.run(command(setting, seed, workdir, _EPOCHS.value))
 
 
 def game(metrics: list[dict], warmup_steps: int = 0) -> dict:

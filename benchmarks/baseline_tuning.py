@@ -23,7 +23,6 @@ import importlib
 import json
 import math
 import pathlib
-import subprocess
 import sys
 import time
 
@@ -243,9 +242,7 @@ def run_one(baseline: str, setting: str, runs_dir: pathlib.Path) -> None:
   if (workdir / 'eval' / 'results.json').exists():
     logging.info('%s %s: finished before, skipped', baseline, setting)
     return
-  cmd = command(baseline, setting, workdir)
-  logging.info('%s %s: %s', baseline, setting, ' '.join(cmd))
-  subprocess.run(cmd, cwd=REPO, check=True)
+  machine.run(command(baseline, setting, workdir))
 
 
 def define_flags() -> None:

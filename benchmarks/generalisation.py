@@ -13,10 +13,8 @@ scene is evaluated with `eval.normalisation=train` (positions read in univ's fra
 import datetime
 import json
 import pathlib
-import subprocess
-import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from benchmarks import machine
 from trajcross_jax.data import geo, synthetic
@@ -77,13 +75,6 @@ def write_lonlat_csv(path: pathlib.Path) -> list[str]:
   ]
 
 
-def run(cmd: list[str]) -> float:
-  start = time.perf_counter()
-  logging.info('%s', ' '.join(cmd))
-  subprocess.run(cmd, cwd=REPO, check=True)
-  return time.perf_counter() - start
-
-
 def main(argv):
   del argv
   runs = pathlib.Path(_RUNS_DIR.value).absolute()
@@ -92,13 +83,13 @@ def main(argv):
   epochs = f'--config.train.num_epochs={_EPOCHS.value}'
   train_s = None
   if not (workdir / 'checkpoints').exists():
-    train_s = run(machine.main_command('default', workdir, '--mode=train', epochs))
+    train_s = machine.run(machine.main_command('default', workdir, '--mode=train', epochs))
   csv_overrides = write_lonlat_csv(runs / 'nicosia.csv')
   rows = []
   for name, config, overrides in SCENES:
     extra = list(overrides) + (csv_overrides if config == 'custom' else [])
     for frame in ('train', 'target'):
-      run(
+      machine.run(
         machine.main_command(
           config, workdir, '--mode=eval', epochs, *extra, f'--config.eval.normalisation={frame}'
         )

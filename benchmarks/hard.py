@@ -22,11 +22,10 @@ import dataclasses
 import json
 import pathlib
 import shutil
-import subprocess
 import tempfile
 import time
 
-from absl import app, flags, logging
+from absl import app, flags
 
 from benchmarks import machine
 from benchmarks import render_reference as reference_lib
@@ -72,9 +71,7 @@ _RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'hard'), 'Work r
 
 def _main(workdir: pathlib.Path, *args: str) -> None:
   """configs/default.py's entry point in `workdir` with further flags."""
-  cmd = machine.main_command('default', workdir, *args)
-  logging.info('%s', ' '.join(cmd))
-  subprocess.run(cmd, cwd=REPO, check=True)
+  machine.run(machine.main_command('default', workdir, *args))
 
 
 def _name(dataset: str, hard: dict) -> str:

@@ -4,12 +4,16 @@ command by which it runs the project's entry point."""
 import os
 import pathlib
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from absl import logging
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def describe() -> dict[str, object]:
@@ -66,3 +70,12 @@ def main_command(config: str, workdir: pathlib.Path | str, *args: str) -> list[s
     f'--workdir={workdir}',
     *args,
   ]
+
+
+def run(cmd: list[str]) -> float:
+  """Runs a command line from the repository root, logged first; raises when it fails. Returns
+  its wall seconds."""
+  logging.info('%s', ' '.join(cmd))
+  start = time.perf_counter()
+  subprocess.run(cmd, cwd=REPO, check=True)
+  return time.perf_counter() - start

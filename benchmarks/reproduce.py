@@ -19,7 +19,6 @@ run in RUNS_DIR, and the README's generated results section from the results fil
 
 import json
 import pathlib
-import subprocess
 import time
 
 from absl import app, flags, logging
@@ -56,14 +55,12 @@ def run_one(config: str, seed: int) -> pathlib.Path:
   if _MANUAL_DIR.value:
     cmd.append(f'--config.data.manual_dir={_MANUAL_DIR.value}')
   cmd += [f'--{o}' for o in _OVERRIDES.value]
-  logging.info('%s seed %d: %s', config, seed, ' '.join(cmd))
-  start = time.time()
-  subprocess.run(cmd, cwd=REPO, check=True)
+  wall_s = machine.run(cmd)
   info = {
     'config': config,
     'seed': seed,
     'command': ' '.join(cmd[1:]),
-    'wall_s': time.time() - start,
+    'wall_s': wall_s,
     'budget': report.run_budget(workdir),
     'finished': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
     'machine': machine.describe(),

@@ -28,7 +28,6 @@ import math
 import os
 import pathlib
 import resource
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -480,7 +479,7 @@ def main(argv):
     cmd += [f'--gallery_source={_SOURCE.value}', f'--chunk={_CHUNK.value}']
     cmd += [f'--faiss_flat={_FAISS_FLAT.value}', f'--gallery_dtype={_DTYPE.value}']
     cmd += [f'--directions={d}' for d in _DIRECTIONS.value]
-    subprocess.run(cmd, cwd=REPO, check=True)
+    machine.run(cmd)
     result = json.loads(result_path(n).read_text())
     result_path(n).write_text(json.dumps({**result, 'command': command}, indent=2))
   # The report covers every size measured in --runs_dir, by whichever commands measured them,
