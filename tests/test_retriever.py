@@ -1,16 +1,18 @@
 """The inference API: a checkpoint's encoders without training state."""
 
 import dataclasses
+import io
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from configs import test as test_config
 from trajcross_jax import checkpoint, train
 from trajcross_jax import retriever as retriever_module
 from trajcross_jax.data import pipeline
 from trajcross_jax.methods import get_method
-from trajcross_jax.retriever import InputError, Retriever, tree_hash
+from trajcross_jax.retriever import InputError, Retriever, read_png, tree_hash
 
 
 @pytest.fixture(scope='module')
@@ -133,3 +135,31 @@ def test_bad_inputs_are_named(retriever, which, arrays, message):
   embed = retriever.embed_trajectories if which == 't' else retriever.embed_images
   with pytest.raises(InputError, match=message):
     embed(*arrays)
+
+
+def _png(array: np.ndarray, mode: str | None = None) -> bytes:
+  buffer = io.BytesIO()
+  image = Image.fromarray(array)
+  (image.convert(mode) if mode else image).save(buffer, format='PNG')
+  return buffer.getvalue()
+
+
+def test_a_grey_png_of_the_model_size_is_read_exactly():
+  array = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+  image = read_png(_png(array))
+  assert image.dtype == np.uint8 and image.shape == (64, 64, 1)
+  np.testing.assert_array_equal(image[..., 0], array)
+
+
+@pytest.mark.parametrize(
+  'data, message',
+  [
+    (_png(np.zeros((32, 32), np.uint8)), r'64 x 64 grey \(mode L\), got \(32, 32\) mode L'),
+    (_png(np.zeros((64, 64, 3), np.uint8)), 'mode RGB'),
+    (_png(np.zeros((64, 64), np.uint8), 'LA'), 'mode LA'),
+    (b'not a png at all', 'not a readable image'),
+  ],
+)
+def test_other_images_are_refused_saying_why(data, message):
+  with pytest.raises(InputError, match=message):
+    read_png(data)

@@ -437,11 +437,11 @@ def test_bad_trajectory_query_files_are_named(tmp_path, name, text, message):
 @pytest.mark.parametrize(
   'row, image, message',
   [
-    ('a.png,0,1,1,0', np.zeros((32, 32), np.uint8), r'is \(32, 32\) mode L'),
+    ('a.png,0,1,1,0', np.zeros((32, 32), np.uint8), r'got \(32, 32\) mode L'),
     ('a.png,0,1,1,0', np.zeros((64, 64, 3), np.uint8), 'mode RGB'),
-    ('a.png,1,1,1,0', np.zeros((64, 64), np.uint8), 'x_left < x_right'),
-    ('a.png,0,0,1,0', np.zeros((64, 64), np.uint8), 'y_top > y_bottom'),
-    ('a.png,0,nan,1,0', np.zeros((64, 64), np.uint8), 'NaN or infinity'),
+    ('a.png,1,1,1,0', np.zeros((64, 64), np.uint8), 'x_left 1.0 must be < x_right'),
+    ('a.png,0,0,1,0', np.zeros((64, 64), np.uint8), 'y_top 0.0 must be > y_bottom'),
+    ('a.png,0,nan,1,0', np.zeros((64, 64), np.uint8), 'the box has a NaN'),
     ('a.png,0,1,1', np.zeros((64, 64), np.uint8), 'expected 5 fields'),
     ('b.png,0,1,1,0', np.zeros((64, 64), np.uint8), 'no such image'),
   ],
@@ -450,7 +450,7 @@ def test_bad_image_queries_are_named(tmp_path, row, image, message):
   Image.fromarray(image).save(tmp_path / 'a.png')
   (tmp_path / 'q.csv').write_text(f'file,x_left,y_top,x_right,y_bottom\n{row}\n')
   with pytest.raises(query.QueryFileError, match=message):
-    query.read_image_queries(tmp_path / 'q.csv', 64)
+    query.read_image_queries(tmp_path / 'q.csv')
 
 
 def test_a_bad_query_file_is_one_line_on_the_command_line(

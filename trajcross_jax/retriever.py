@@ -15,12 +15,14 @@ Each process embeds on its own devices, so several processes can embed different
 import dataclasses
 import functools
 import hashlib
+import io
 from typing import Any
 
 import jax
 import ml_collections
 import numpy as np
 from etils import epath
+from PIL import Image
 
 from trajcross_jax import checkpoint, parallel
 from trajcross_jax.data.builder import TrajcrossConfig
@@ -297,6 +299,22 @@ def check_images(images) -> np.ndarray:
   if images.dtype != np.uint8:
     raise InputError(f'images must be uint8 (0-255), got {images.dtype}')
   return images
+
+
+def read_png(data: bytes) -> np.ndarray:
+  """One (S, S, 1) uint8 image from the bytes of a PNG (or any image PIL reads) that is grey
+  (mode L, or a palette's indices as P) and the model's size; InputError otherwise."""
+  try:
+    with Image.open(io.BytesIO(data)) as im:
+      mode, array = im.mode, np.asarray(im)
+  except OSError as e:
+    raise InputError(f'not a readable image ({e})') from None
+  if mode not in ('L', 'P') or array.shape != (IMAGE_SIZE, IMAGE_SIZE):
+    raise InputError(
+      f'a query image must be {IMAGE_SIZE} x {IMAGE_SIZE} grey (mode L), '
+      f'got {array.shape} mode {mode}'
+    )
+  return array.astype(np.uint8)[..., None]
 
 
 def check_boxes(boxes) -> np.ndarray:

@@ -15,7 +15,7 @@ from etils import epath
 from trajcross_jax import parallel, plots
 from trajcross_jax.data import pipeline
 from trajcross_jax.rerank.reranker import Reranker
-from trajcross_jax.retriever import IMAGE_SIZE, Retriever
+from trajcross_jax.retriever import Retriever
 from trajcross_jax.search import gallery, query
 from trajcross_jax.search import index as index_lib
 
@@ -116,7 +116,7 @@ def search(config: ml_collections.ConfigDict, workdir: str) -> list[dict[str, An
     if searcher.query_modality == 'trajectory':
       queries = query.read_trajectory_queries(s.queries, retriever.window_length)
     else:
-      queries = query.read_image_queries(s.queries, IMAGE_SIZE)
+      queries = query.read_image_queries(s.queries)
   else:
     queries = query.split_queries(
       manifest, s.split or manifest['split'], s.ids, searcher.query_modality

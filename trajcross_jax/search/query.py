@@ -19,11 +19,10 @@ from typing import Any
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
-from PIL import Image
 
 from trajcross_jax.data import readers
 from trajcross_jax.rerank.reranker import Reranker
-from trajcross_jax.retriever import Retriever
+from trajcross_jax.retriever import InputError, Retriever, check_boxes, read_png
 from trajcross_jax.search import gallery
 from trajcross_jax.search.index import Index, SearchIndexError, other_modality
 
@@ -191,7 +190,7 @@ def read_trajectory_queries(path: epath.PathLike, window_length: int) -> Queries
   return Queries('trajectory', names, trajectory=trajectory)
 
 
-def read_image_queries(path: epath.PathLike, image_size: int) -> Queries:
+def read_image_queries(path: epath.PathLike) -> Queries:
   """Images from a CSV `file,x_left,y_top,x_right,y_bottom` (PNG paths relative to the CSV)."""
   path = epath.Path(path)
   try:
@@ -213,28 +212,17 @@ def read_image_queries(path: epath.PathLike, image_size: int) -> Queries:
       box = [float(v) for v in row[1:]]
     except ValueError:
       raise QueryFileError(f'{path}:{line}: a box corner is not a number: {row[1:]}') from None
-    left, top, right, bottom = box
-    if not np.isfinite(box).all():
-      raise QueryFileError(f'{path}:{line}: the box has a NaN or infinity')
-    if not (left < right and top > bottom):
-      raise QueryFileError(
-        f'{path}:{line}: the box needs x_left < x_right and y_top > y_bottom, got {box}'
-      )
+    try:
+      boxes.append(check_boxes([box])[0])
+    except InputError as e:
+      raise QueryFileError(f'{path}:{line}: ' + str(e).replace('box 0', 'the box')) from None
     image_path = path.parent / row[0].strip()
     try:
-      with Image.open(io.BytesIO(image_path.read_bytes())) as im:
-        mode, array = im.mode, np.asarray(im)
+      images.append(read_png(image_path.read_bytes()))
     except FileNotFoundError:
       raise QueryFileError(f'{path}:{line}: no such image {image_path}') from None
-    except OSError as e:
-      raise QueryFileError(f'{path}:{line}: {image_path} is not a readable image ({e})') from None
-    if mode not in ('L', 'P') or array.shape != (image_size, image_size):
-      raise QueryFileError(
-        f'{path}:{line}: {image_path} is {array.shape} mode {mode}; a query image is '
-        f'{image_size} x {image_size} grey (mode L)'
-      )
-    images.append(array.astype(np.uint8)[..., None])
-    boxes.append(box)
+    except InputError as e:
+      raise QueryFileError(f'{path}:{line}: {image_path}: {e}') from None
     names.append(row[0].strip())
   if not images:
     raise QueryFileError(f'{path}: no query rows')

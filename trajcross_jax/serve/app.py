@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from trajcross_jax import parallel
 from trajcross_jax.data import geo, pipeline, resample
 from trajcross_jax.rerank import reranker as rerank_lib
-from trajcross_jax.retriever import IMAGE_SIZE, InputError, Retriever, check_boxes
+from trajcross_jax.retriever import InputError, Retriever, check_boxes, read_png
 from trajcross_jax.search import gallery as gallery_lib
 from trajcross_jax.search import query as query_lib
 from trajcross_jax.search.index import Index, SearchIndexError, other_modality
@@ -498,16 +498,9 @@ def parse_box(value) -> np.ndarray:
 
 def parse_png(data: bytes) -> np.ndarray:
   try:
-    with Image.open(io.BytesIO(data)) as im:
-      mode, array = im.mode, np.asarray(im)
-  except OSError:
-    raise QueryError('image', 'image is not a readable PNG') from None
-  if mode not in ('L', 'P') or array.shape != (IMAGE_SIZE, IMAGE_SIZE):
-    raise QueryError(
-      'image',
-      f'image must be {IMAGE_SIZE} x {IMAGE_SIZE} grey (mode L), got {array.shape} mode {mode}',
-    )
-  return array.astype(np.uint8)[..., None]
+    return read_png(data)
+  except InputError as e:
+    raise QueryError('image', f'image: {e}') from None
 
 
 def _base64(value) -> bytes:
