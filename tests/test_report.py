@@ -58,6 +58,7 @@ def test_the_redraw_reference_joins_table1_as_a_row_without_seeds(tmp_path):
   path.write_text(json.dumps({'rows': rows}))
   row = report.reference_summary(path)
   assert row['seeds'] == [] and row['wall_s'] == [90.0]
+  assert row['budget'] == {'rule': report.BUDGET_RULE, 'pairs': 0, 'epochs': 0, 'untrained': True}
   assert row['img2traj']['top@1'] == {'mean': 99.0, 'std': 0.0}
   table = report.markdown_table({'render_reference': row}, report.PAPER_TABLE1)
   assert (
