@@ -81,11 +81,17 @@ SETTINGS: dict[str, dict[str, tuple[str, ...]]] = {
       'decay_1e-2': {'train.weight_decay': '1e-2'},
     },
   ),
-  # MoCo's key window was chosen before it (tuning.md, "MoCo's key window"); its rate here. Its
-  # runs take 17 min each here: the queue's length (4,096 keys) is not swept yet.
+  # MoCo's key window was chosen before it (tuning.md, "MoCo's key window"); its rate and its
+  # queue's length here. The queue stays under an epoch (7,936 training pairs here), so that it
+  # seldom holds a pair's own earlier key as a negative.
   'moco': _grid(
     {_LR: '1e-3', 'model.moco_queue_size': '4096', 'train.moco_key_window': '0.05'},
-    {'lr_1e-3': {}, 'lr_3e-3': {_LR: '3e-3'}},
+    {
+      'lr_1e-3': {},
+      'lr_3e-3': {_LR: '3e-3'},
+      'queue_1024': {'model.moco_queue_size': '1024'},
+      'queue_6144': {'model.moco_queue_size': '6144'},
+    },
   ),
   # DBRLM's runs take 12 min each here: 3e-4 was not run once 3e-3 had beaten 1e-3.
   'dbrlm': _grid({_LR: '1e-3'}, {n: f for n, f in _RATES.items() if n != 'lr_3e-4'}),
