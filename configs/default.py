@@ -118,6 +118,7 @@ def get_config() -> ml_collections.ConfigDict:
   rerank.channels = (16, 32, 64, 64)  # Stride-2 3x3 convolutions over the pair's 2 channels.
   rerank.hidden = 64  # The scoring MLP's hidden width.
   rerank.line_width = 2.0  # Pixels: the trajectory's line drawn in the candidate's box.
+  rerank.endpoint_width = 0.0  # >0: its first and last points drawn too, as dots this wide.
   # Draw the training pairs afresh each epoch (the images; on hard datasets the observations too)
   # rather than train on the stored ones. False: as the committed runs were made.
   rerank.redraw_images = False

@@ -98,6 +98,29 @@ def test_the_pair_input_draws_the_trajectory_over_its_own_image(tiny_batch):
   assert (np.abs(x[..., 0] - x[..., 1]).max(axis=(1, 2)) > 0.5).all()
 
 
+def test_the_endpoint_channels_mark_the_first_and_last_points(tiny_batch):
+  t, image, box = tiny_batch['trajectory'][:4], tiny_batch['image'][:4], tiny_batch['box'][:4]
+  x = np.asarray(model_lib.pair_input(t, image, box, 2.0, endpoint_width=3.0))
+  assert x.shape == (4, 64, 64, 4)
+  np.testing.assert_allclose(x[..., :2], np.asarray(model_lib.pair_input(t, image, box, 2.0)))
+  side = box[:, 2] - box[:, 0]
+  for channel, point in ((2, t[:, 0]), (3, t[:, -1])):
+    # Pixel (row, column) of each point in its own box, north up.
+    col = np.floor((point[:, 0] - box[:, 0]) / side * 64).astype(int)
+    row = np.floor((box[:, 1] - point[:, 1]) / side * 64).astype(int)
+    for i in range(4):
+      ink = x[i, ..., channel]
+      assert ink[row[i], col[i]] == 1.0
+      # A dot: all ink within two pixels of the point, none along the rest of the line.
+      rows, cols = np.nonzero(ink)
+      assert np.abs(rows - row[i]).max() <= 2 and np.abs(cols - col[i]).max() <= 2
+  # The two ends of a moving trajectory are different dots.
+  assert (np.abs(x[..., 2] - x[..., 3]).max(axis=(1, 2)) == 1.0).all()
+  model = model_lib.CrossEncoder(channels=(4,), hidden=4, endpoint_width=3.0)
+  params = model.init(jax.random.key(0), t, image, box)
+  assert params['params']['conv0']['kernel'].shape == (3, 3, 4, 4)
+
+
 def test_a_trained_reranker_reloads_to_the_same_scores(reranked_workdir, tiny_batch):
   from trajcross_jax.retriever import Retriever
 

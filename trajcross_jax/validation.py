@@ -106,6 +106,7 @@ _NON_NEGATIVE = (
   'train.eval_every_epochs',
   'rerank.warmup_steps',
   'rerank.stem',
+  'rerank.endpoint_width',
   'index.refine',
 )
 

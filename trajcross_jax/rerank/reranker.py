@@ -36,6 +36,8 @@ def build_model(rerank: ml_collections.ConfigDict) -> CrossEncoder:
     channels=tuple(rerank.channels),
     hidden=rerank.hidden,
     line_width=rerank.line_width,
+    # Re-rankers saved before the field existed drew no endpoints.
+    endpoint_width=rerank.get('endpoint_width', 0.0),
   )
 
 
