@@ -290,3 +290,27 @@ def test_the_data_config_changes_a_rule_and_bad_values_are_named():
   config.data.hard.renderer = 'spline'
   with pytest.raises(ValueError, match=r'config.data.hard: renderer must be one of'):
     validation.validate(config)
+
+
+def test_hard_errors_sorts_first_results_by_pedestrian_and_step():
+  from benchmarks import hard_errors
+
+  # Pedestrian a: windows at frames 0, 10, 20, 50 (step 10); b: frame 30; c: frame 900.
+  pedestrian = np.array(['a', 'a', 'a', 'a', 'b', 'c'])
+  start = np.array([0, 10, 20, 50, 30, 900])
+  assert hard_errors.frame_step(pedestrian, start) == 10
+  first = np.array([0, 0, 0, 0, 0, 4])
+  got = hard_errors.classify(first, pedestrian, start, window_frames=200)
+  names = [hard_errors.CLASSES[c] for c in got]
+  assert names == [
+    'correct',
+    'same pedestrian, 1 step',
+    'same pedestrian, 2 steps',
+    'same pedestrian, 4+ steps',
+    'other pedestrian, same time',
+    'other pedestrian, other time',
+  ]
+  shares = hard_errors.shares(got)
+  assert shares['correct'] == pytest.approx(100 / 6) and sum(shares.values()) == pytest.approx(100)
+  with pytest.raises(ValueError, match='no pedestrian has two windows'):
+    hard_errors.frame_step(np.array(['a', 'b']), np.array([0, 10]))

@@ -79,6 +79,43 @@ def direction_metrics(r: np.ndarray, near_dup: np.ndarray | None = None) -> dict
   return results
 
 
+def rerank_candidates(
+  reranker: Reranker,
+  scores: np.ndarray,
+  data: dict[str, np.ndarray],
+  direction: str,
+  chunk: int = 256,
+) -> tuple[np.ndarray, np.ndarray, float]:
+  """One direction's second stage over a split.
+
+  Args:
+    reranker: the cross-encoder.
+    scores: (Q, N) the bi-encoder's scores of each query against the whole split.
+    data: the split's 'trajectory', 'image' and 'box'.
+    direction: 'traj2img' (trajectory queries) or 'img2traj' (image queries).
+    chunk: queries scored per call.
+
+  Returns:
+    (Q, K) the bi-encoder's top K ids, (Q, K) the cross-encoder's scores of them, and the
+    seconds the cross-encoder took.
+  """
+  k = min(reranker.candidates, scores.shape[1])
+  candidates = np.asarray(jax.lax.top_k(jnp.asarray(scores), k)[1])
+  cross = np.zeros(candidates.shape, np.float32)
+  t0 = time.perf_counter()
+  for start in range(0, len(scores), chunk):
+    q, c = slice(start, start + chunk), candidates[start : start + chunk]
+    if direction == 'traj2img':
+      cross[q] = reranker.score_trajectory_queries(
+        data['trajectory'][q], data['image'][c], data['box'][c]
+      )
+    else:
+      cross[q] = reranker.score_image_queries(
+        data['image'][q], data['box'][q], data['trajectory'][c]
+      )
+  return candidates, cross, time.perf_counter() - t0
+
+
 def reranked_metrics(
   reranker: Reranker,
   z_t: np.ndarray,
@@ -90,24 +127,10 @@ def reranked_metrics(
   """Both directions' metrics of the two stages: the bi-encoder's top candidates of the whole
   split, re-ordered by the cross-encoder; with the re-ranking's cost per query."""
   n = len(z_t)
-  k = min(reranker.candidates, n)
   scores = np.asarray(jnp.asarray(z_t) @ jnp.asarray(z_i).T)
-  results: dict[str, Any] = {'candidates': k}
+  results: dict[str, Any] = {'candidates': min(reranker.candidates, n)}
   for name, s in (('traj2img', scores), ('img2traj', scores.T)):
-    candidates = np.asarray(jax.lax.top_k(jnp.asarray(s), k)[1])
-    cross = np.zeros((n, k), np.float32)
-    t0 = time.perf_counter()
-    for start in range(0, n, chunk):
-      q, c = slice(start, start + chunk), candidates[start : start + chunk]
-      if name == 'traj2img':
-        cross[q] = reranker.score_trajectory_queries(
-          data['trajectory'][q], data['image'][c], data['box'][c]
-        )
-      else:
-        cross[q] = reranker.score_image_queries(
-          data['image'][q], data['box'][q], data['trajectory'][c]
-        )
-    seconds = time.perf_counter() - t0
+    candidates, cross, seconds = rerank_candidates(reranker, s, data, name, chunk)
     r = two_stage_ranks(ranks(s), candidates, cross, np.arange(n))
     results[name] = dict(direction_metrics(r, near_dup), rerank_ms_per_query=1e3 * seconds / n)
   return results

@@ -1,0 +1,124 @@
+"""What a trained model ranks first when it is wrong: the same pedestrian a few steps away, or
+another pedestrian.
+
+  python -m benchmarks.hard_errors --workdir=W [--dataset=univ_hard] [--split=validation] \
+    [--validation_fraction=0.2] [--output=benchmarks/results/hard_errors.json]
+
+Embeds the split with W's latest checkpoint, ranks both directions by the bi-encoder and, when W
+has a re-ranker, by the two stages (evaluate.rerank_candidates), and sorts each query's first
+result into one of `CLASSES` by the windows' recording, pedestrian and first frame. Writes the
+share of queries (%) in each class, per direction and stage, to --output. With stride-1
+windows a held-out pedestrian's every window is in the validation split, so there each query
+has its neighbours one step either side; the test split holds a sixth of its pool's windows.
+"""
+
+import json
+import pathlib
+
+import numpy as np
+from absl import app, flags
+
+from benchmarks import machine
+from configs import default
+from trajcross_jax import evaluate
+from trajcross_jax.data import pipeline
+from trajcross_jax.rerank.reranker import Reranker
+from trajcross_jax.retriever import Retriever
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_WORKDIR = flags.DEFINE_string('workdir', None, 'A trained workdir.', required=True)
+_DATASET = flags.DEFINE_string('dataset', 'univ_hard', 'trajcross tfds config.')
+_SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
+_VALIDATION = flags.DEFINE_float(
+  'validation_fraction', 0.2, 'config.data.validation_fraction (the split the run held out).'
+)
+_OUTPUT = flags.DEFINE_string(
+  'output', str(REPO / 'benchmarks' / 'results' / 'hard_errors.json'), 'Results file.'
+)
+# Same pedestrian 1, 2, 3 or more steps apart; another pedestrian whose window shares frames
+# with the query's (seen at the same time) or not.
+CLASSES = (
+  'correct',
+  'same pedestrian, 1 step',
+  'same pedestrian, 2 steps',
+  'same pedestrian, 3 steps',
+  'same pedestrian, 4+ steps',
+  'other pedestrian, same time',
+  'other pedestrian, other time',
+)
+META = ('source', 'ped_id', 'start_frame')
+
+
+def frame_step(pedestrian: np.ndarray, start_frame: np.ndarray) -> int:
+  """The smallest positive gap between two windows' first frames of one pedestrian."""
+  gaps = [np.diff(np.unique(start_frame[pedestrian == p])) for p in np.unique(pedestrian)]
+  gaps = np.concatenate([g for g in gaps if len(g)] or [np.zeros(0, int)])
+  if not (gaps > 0).any():
+    raise ValueError('no pedestrian has two windows: the steps between windows are unknown')
+  return int(gaps[gaps > 0].min())
+
+
+def classify(
+  first: np.ndarray, pedestrian: np.ndarray, start_frame: np.ndarray, window_frames: int
+) -> np.ndarray:
+  """(Q,) indices into CLASSES of each query q's first result `first[q]` (q's own: correct).
+
+  Args:
+    first: (Q,) the id ranked first for query q (queries are ids 0..Q-1).
+    pedestrian: (Q,) a key per pedestrian (recording and id).
+    start_frame: (Q,) each window's first frame.
+    window_frames: frames a window spans, first to last, plus one step.
+  """
+  q = np.arange(len(first))
+  step = frame_step(pedestrian, start_frame)
+  steps = np.abs(start_frame[first] - start_frame[q]) // step
+  same = pedestrian[first] == pedestrian[q]
+  together = np.abs(start_frame[first] - start_frame[q]) < window_frames
+  return np.select(
+    [first == q, same, ~same & together],
+    [0, np.minimum(steps, 4), len(CLASSES) - 2],
+    default=len(CLASSES) - 1,
+  )
+
+
+def shares(classes: np.ndarray) -> dict[str, float]:
+  """The percentage of queries in each class."""
+  counts = np.bincount(classes, minlength=len(CLASSES))
+  return {name: float(100 * c / len(classes)) for name, c in zip(CLASSES, counts, strict=True)}
+
+
+def main(argv):
+  del argv
+  config = default.get_config()
+  config.data.name = _DATASET.value
+  config.data.validation_fraction = _VALIDATION.value if _SPLIT.value == 'validation' else 0.0
+  retriever = Retriever.load(_WORKDIR.value, -1, config, batch_size=config.eval.batch_size)
+  builder = pipeline.prepare(config.data)
+  source = pipeline.run_split(
+    builder, _SPLIT.value, config.data, features=pipeline.MODEL_FEATURES + META
+  )
+  z_t, z_i = evaluate.embed_split(retriever, source)
+  data = source.get_batch(np.arange(len(source)))
+  pedestrian = np.char.add(np.char.add(data['source'].astype(str), '/'), data['ped_id'].astype(str))
+  start = data['start_frame'].astype(np.int64)
+  window_frames = config.data.window_length * frame_step(pedestrian, start)
+  reranker = Reranker.find(_WORKDIR.value, retriever.params_hash)
+  scores = z_t @ z_i.T
+  record = {
+    'command': 'python -m benchmarks.hard_errors '
+    + ' '.join(f'--{f.name}={f.value}' for f in (_WORKDIR, _DATASET, _SPLIT, _VALIDATION)),
+    'machine': machine.describe(),
+    'num_queries': len(scores),
+  }
+  for name, s in (('traj2img', scores), ('img2traj', scores.T)):
+    record[name] = {'bi-encoder': shares(classify(s.argmax(1), pedestrian, start, window_frames))}
+    if reranker is not None:
+      candidates, cross, _ = evaluate.rerank_candidates(reranker, s, data, name)
+      first = candidates[np.arange(len(s)), cross.argmax(1)]
+      record[name]['two stages'] = shares(classify(first, pedestrian, start, window_frames))
+  pathlib.Path(_OUTPUT.value).write_text(json.dumps(record, indent=2) + '\n')
+  print(json.dumps(record, indent=2))
+
+
+if __name__ == '__main__':
+  app.run(main)
