@@ -1,6 +1,7 @@
 """The noise oracle: ranking by the exact likelihood of the hard rules' measurement noise."""
 
 import numpy as np
+import pytest
 
 from configs import test as test_config
 from trajcross_jax import evaluate, noise_oracle
@@ -36,6 +37,34 @@ def test_it_sees_through_a_drift_that_fools_the_nearest_track():
   nearest = -((observed[:, None] - tracks[None]) ** 2).sum(axis=(2, 3))
   # The drift is a smooth offset: the oracle discounts it where plain distance cannot.
   assert (oracle == 1).mean() > 0.95 > (evaluate.ranks(nearest) == 1).mean() + 0.2
+
+
+def test_the_dot_oracle_reads_straight_tracks_exactly_and_a_step_apart_less_well():
+  rng = np.random.default_rng(3)
+  # Straight walks at constant speed: the line through the dots is the track itself.
+  start, velocity = rng.uniform(0, 50, (60, 1, 2)), rng.normal(0, 0.5, (60, 1, 2))
+  straight = start + velocity * np.arange(20)[None, :, None]
+  options = hard.HardOptions(resample_step=1.5)
+  phase = rng.uniform(size=60)
+  scores = noise_oracle.dot_scores(straight, straight, options, phase)
+  np.testing.assert_allclose(np.exp(scores).sum(axis=1), 1.0)
+  assert (evaluate.ranks(scores) == 1).all() and (evaluate.ranks(scores.T) == 1).all()
+  # One walker's windows one step apart, observed with noise and drift: the dots, whose times
+  # are unknown, tell the windows apart less often than the exact track does.
+  walk = _tracks(1, seed=4)[0]
+  walk = np.concatenate([walk, walk[-1] + np.cumsum(rng.normal(0.3, 0.15, (40, 2)), axis=0)])
+  windows = np.stack([walk[i : i + 20] for i in range(40)])
+  options = hard.HardOptions(noise_m=0.1, drift_m=0.2, resample_step=1.5)
+  top1 = {'track': [], 'dots': []}
+  for seed in range(5):
+    draws = hard.unit_draws(np.random.default_rng(seed), len(windows), 20, 4)
+    observed = hard.observe(windows, options, draws)
+    top1['track'].append(evaluate.ranks(noise_oracle.scores(observed, windows, options)) == 1)
+    dots = noise_oracle.dot_scores(observed, windows, options, draws['phase'])
+    top1['dots'].append(evaluate.ranks(dots) == 1)
+  assert np.mean(top1['dots']) < np.mean(top1['track']) - 0.05
+  with pytest.raises(ValueError, match='resampling rule'):
+    noise_oracle.dot_scores(straight, straight, hard.HardOptions(), phase)
 
 
 def test_it_scores_a_hard_dataset(tmp_path):

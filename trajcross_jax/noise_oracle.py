@@ -56,6 +56,54 @@ def scores(observed: np.ndarray, tracks: np.ndarray, options: hard_lib.HardOptio
   return log_likelihood - special.logsumexp(log_likelihood, axis=1, keepdims=True)
 
 
+def dot_scores(
+  observed: np.ndarray,
+  tracks: np.ndarray,
+  options: hard_lib.HardOptions,
+  phase: np.ndarray,
+  grid: int = 24,
+) -> np.ndarray:
+  """(N_o, N_t) log posteriors that observation i came from the track whose resampled points
+  ("dots") image j shows, for an oracle that reads those dots exactly but not their times.
+
+  The resampling rule (hard.resample, `options.resample_step` > 0) puts image j's dots at times
+  (phase_j + k) * step of its track; this oracle knows the dots, not phase_j. For each phase on a
+  uniform grid it takes the track at the observation's times to be the line through the dots
+  (extended straight past the first and last), scores it as `scores` does, and averages the
+  likelihoods over the grid. The line between dots is an approximation where the track bends, so
+  the exact posterior would rank a little better: a measure of what the dots leave to know, not a
+  strict bound.
+  """
+  if options.resample_step <= 0:
+    raise ValueError('dot_scores needs the resampling rule (options.resample_step > 0)')
+  observed, tracks = np.asarray(observed, np.float64), np.asarray(tracks, np.float64)
+  m = observed.shape[1]
+  dots = hard_lib.resample(tracks, options.resample_step, np.asarray(phase, np.float64))
+  whiten = np.linalg.inv(np.linalg.cholesky(covariance(m, options)))
+  a = np.einsum('km,nmd->nkd', whiten, observed).reshape(len(observed), -1)
+  total = None
+  for p in (np.arange(grid) + 0.5) / grid:
+    times = np.clip((p + np.arange(dots.shape[1])) * options.resample_step, 0, m - 1)
+    keep = np.concatenate([[True], np.diff(times) > 0])  # Dots held at the last point: one.
+    if keep.sum() < 2:
+      raise ValueError(f'{m} points resampled every {options.resample_step} give one dot')
+    track = _through(dots[:, keep], times[keep], m)
+    b = np.einsum('km,nmd->nkd', whiten, track).reshape(len(track), -1)
+    squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2 * a @ b.T
+    total = -0.5 * squared if total is None else np.logaddexp(total, -0.5 * squared)
+  log_likelihood = total - np.log(grid)
+  return log_likelihood - special.logsumexp(log_likelihood, axis=1, keepdims=True)
+
+
+def _through(dots: np.ndarray, times: np.ndarray, points: int) -> np.ndarray:
+  """(N, points, 2): the line through dots (N, K, 2) at increasing `times` (K,), read at times
+  0 .. points - 1, extended straight past both ends."""
+  t = np.arange(points, dtype=np.float64)
+  lo = np.clip(np.searchsorted(times, t, side='right') - 1, 0, len(times) - 2)
+  frac = ((t - times[lo]) / (times[lo + 1] - times[lo]))[None, :, None]
+  return dots[:, lo] + frac * (dots[:, lo + 1] - dots[:, lo])
+
+
 def split_results(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The oracle on config.eval.split of config.data (its dataset built if need be).
 
