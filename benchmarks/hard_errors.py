@@ -59,24 +59,23 @@ def frame_step(pedestrian: np.ndarray, start_frame: np.ndarray) -> int:
 
 
 def classify(
-  first: np.ndarray, pedestrian: np.ndarray, start_frame: np.ndarray, window_frames: int
+  first: np.ndarray, pedestrian: np.ndarray, start_frame: np.ndarray, step: int, window: int
 ) -> np.ndarray:
   """(Q,) indices into CLASSES of each query q's first result `first[q]` (q's own: correct).
 
   Args:
     first: (Q,) the id ranked first for query q (queries are ids 0..Q-1).
-    pedestrian: (Q,) a key per pedestrian (recording and id).
+    pedestrian: (Q,) a key per pedestrian (pipeline.pedestrian_keys).
     start_frame: (Q,) each window's first frame.
-    window_frames: frames a window spans, first to last, plus one step.
+    step: frames between a track's points (frame_step).
+    window: points per window.
   """
   q = np.arange(len(first))
-  step = frame_step(pedestrian, start_frame)
-  steps = np.abs(start_frame[first] - start_frame[q]) // step
+  apart = np.abs(start_frame[first] - start_frame[q])
   same = pedestrian[first] == pedestrian[q]
-  together = np.abs(start_frame[first] - start_frame[q]) < window_frames
   return np.select(
-    [first == q, same, ~same & together],
-    [0, np.minimum(steps, 4), len(CLASSES) - 2],
+    [first == q, same, ~same & (apart < window * step)],
+    [0, np.minimum(apart // step, 4), len(CLASSES) - 2],
     default=len(CLASSES) - 1,
   )
 
@@ -99,9 +98,9 @@ def main(argv):
   )
   z_t, z_i = evaluate.embed_split(retriever, source)
   data = source.get_batch(np.arange(len(source)))
-  pedestrian = np.char.add(np.char.add(data['source'].astype(str), '/'), data['ped_id'].astype(str))
+  pedestrian = pipeline.pedestrian_keys(data['source'], data['ped_id'])
   start = data['start_frame'].astype(np.int64)
-  window_frames = config.data.window_length * frame_step(pedestrian, start)
+  where = (pedestrian, start, frame_step(pedestrian, start), config.data.window_length)
   reranker = Reranker.find(_WORKDIR.value, retriever.params_hash)
   scores = z_t @ z_i.T
   record = {
@@ -111,11 +110,11 @@ def main(argv):
     'num_queries': len(scores),
   }
   for name, s in (('traj2img', scores), ('img2traj', scores.T)):
-    record[name] = {'bi-encoder': shares(classify(s.argmax(1), pedestrian, start, window_frames))}
+    record[name] = {'bi-encoder': shares(classify(s.argmax(1), *where))}
     if reranker is not None:
       candidates, cross, _ = evaluate.rerank_candidates(reranker, s, data, name)
       first = candidates[np.arange(len(s)), cross.argmax(1)]
-      record[name]['two stages'] = shares(classify(first, pedestrian, start, window_frames))
+      record[name]['two stages'] = shares(classify(first, *where))
   pathlib.Path(_OUTPUT.value).write_text(json.dumps(record, indent=2) + '\n')
   print(json.dumps(record, indent=2))
 

@@ -300,7 +300,7 @@ def test_hard_errors_sorts_first_results_by_pedestrian_and_step():
   start = np.array([0, 10, 20, 50, 30, 900])
   assert hard_errors.frame_step(pedestrian, start) == 10
   first = np.array([0, 0, 0, 0, 0, 4])
-  got = hard_errors.classify(first, pedestrian, start, window_frames=200)
+  got = hard_errors.classify(first, pedestrian, start, step=10, window=20)
   names = [hard_errors.CLASSES[c] for c in got]
   assert names == [
     'correct',

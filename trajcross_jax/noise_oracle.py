@@ -47,13 +47,25 @@ def covariance(points: int, options: hard_lib.HardOptions) -> np.ndarray:
 def scores(observed: np.ndarray, tracks: np.ndarray, options: hard_lib.HardOptions) -> np.ndarray:
   """(N_o, N_t) log posteriors that observation i (N_o, M, 2) came from track j (N_t, M, 2)."""
   observed, tracks = np.asarray(observed, np.float64), np.asarray(tracks, np.float64)
-  # Whitening by the Cholesky factor turns the Gaussian's exponent into a squared distance.
-  whiten = np.linalg.inv(np.linalg.cholesky(covariance(observed.shape[1], options)))
-  a = np.einsum('km,nmd->nkd', whiten, observed).reshape(len(observed), -1)
-  b = np.einsum('km,nmd->nkd', whiten, tracks).reshape(len(tracks), -1)
-  squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2 * a @ b.T
-  log_likelihood = -0.5 * squared
+  whiten = _whitening(observed.shape[1], options)
+  log_likelihood = _log_likelihood(_whitened(whiten, observed), _whitened(whiten, tracks))
   return log_likelihood - special.logsumexp(log_likelihood, axis=1, keepdims=True)
+
+
+def _whitening(points: int, options: hard_lib.HardOptions) -> np.ndarray:
+  """(M, M) the inverse Cholesky factor of C: it turns the Gaussian's exponent into a squared
+  distance."""
+  return np.linalg.inv(np.linalg.cholesky(covariance(points, options)))
+
+
+def _whitened(whiten: np.ndarray, points: np.ndarray) -> np.ndarray:
+  """(N, M, 2) points -> (N, 2M), each axis whitened along the window."""
+  return np.einsum('km,nmd->nkd', whiten, points).reshape(len(points), -1)
+
+
+def _log_likelihood(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """(N_a, N_b) Gaussian log likelihoods (up to a constant) between whitened rows."""
+  return -0.5 * ((a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2 * a @ b.T)
 
 
 def dot_scores(
@@ -79,18 +91,16 @@ def dot_scores(
   observed, tracks = np.asarray(observed, np.float64), np.asarray(tracks, np.float64)
   m = observed.shape[1]
   dots = hard_lib.resample(tracks, options.resample_step, np.asarray(phase, np.float64))
-  whiten = np.linalg.inv(np.linalg.cholesky(covariance(m, options)))
-  a = np.einsum('km,nmd->nkd', whiten, observed).reshape(len(observed), -1)
+  whiten = _whitening(m, options)
+  a = _whitened(whiten, observed)
   total = None
   for p in (np.arange(grid) + 0.5) / grid:
     times = np.clip((p + np.arange(dots.shape[1])) * options.resample_step, 0, m - 1)
     keep = np.concatenate([[True], np.diff(times) > 0])  # Dots held at the last point: one.
     if keep.sum() < 2:
       raise ValueError(f'{m} points resampled every {options.resample_step} give one dot')
-    track = _through(dots[:, keep], times[keep], m)
-    b = np.einsum('km,nmd->nkd', whiten, track).reshape(len(track), -1)
-    squared = (a * a).sum(axis=1)[:, None] + (b * b).sum(axis=1)[None, :] - 2 * a @ b.T
-    total = -0.5 * squared if total is None else np.logaddexp(total, -0.5 * squared)
+    ll = _log_likelihood(a, _whitened(whiten, _through(dots[:, keep], times[keep], m)))
+    total = ll if total is None else np.logaddexp(total, ll)
   log_likelihood = total - np.log(grid)
   return log_likelihood - special.logsumexp(log_likelihood, axis=1, keepdims=True)
 

@@ -170,6 +170,11 @@ class SubsetSource:
     return self.source.get_batch(self.indices[indices])
 
 
+def pedestrian_keys(recordings: np.ndarray, ped_ids: np.ndarray) -> np.ndarray:
+  """One string per example naming its pedestrian: 'recording/ped_id'."""
+  return np.char.add(np.char.add(recordings.astype(str), '/'), ped_ids.astype(str))
+
+
 def held_out_pedestrians(
   recordings: np.ndarray, ped_ids: np.ndarray, fraction: float, seed: int
 ) -> np.ndarray:
@@ -179,8 +184,7 @@ def held_out_pedestrians(
   from `seed`), because a pedestrian's overlapping windows are near-copies of each other: a
   validation set that shared pedestrians with training would flatter the model.
   """
-  keys = np.char.add(np.char.add(recordings.astype(str), '/'), ped_ids.astype(str))
-  unique, inverse = np.unique(keys, return_inverse=True)
+  unique, inverse = np.unique(pedestrian_keys(recordings, ped_ids), return_inverse=True)
   held = np.random.default_rng([seed, 2]).random(len(unique)) < fraction
   return held[inverse]
 
