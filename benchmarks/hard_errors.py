@@ -26,15 +26,6 @@ from trajcross_jax.rerank.reranker import Reranker
 from trajcross_jax.retriever import Retriever
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-_WORKDIR = flags.DEFINE_string('workdir', None, 'A trained workdir.', required=True)
-_DATASET = flags.DEFINE_string('dataset', 'univ_hard', 'trajcross tfds config.')
-_SPLIT = flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
-_VALIDATION = flags.DEFINE_float(
-  'validation_fraction', 0.2, 'config.data.validation_fraction (the split the run held out).'
-)
-_OUTPUT = flags.DEFINE_string(
-  'output', str(REPO / 'benchmarks' / 'results' / 'hard_errors.json'), 'Results file.'
-)
 # Same pedestrian 1, 2, 3 or more steps apart; another pedestrian whose window shares frames
 # with the query's (seen at the same time) or not.
 CLASSES = (
@@ -86,26 +77,45 @@ def shares(classes: np.ndarray) -> dict[str, float]:
   return {name: float(100 * c / len(classes)) for name, c in zip(CLASSES, counts, strict=True)}
 
 
+def define_flags() -> None:
+  """The command line's flags, defined only when run as a script: tests import this module beside
+  trajcross_jax.main, whose flags share these names."""
+  flags.DEFINE_string('workdir', None, 'A trained workdir.', required=True)
+  flags.DEFINE_string('dataset', 'univ_hard', 'trajcross tfds config.')
+  flags.DEFINE_enum('split', 'validation', ['validation', 'test'], 'Split to score.')
+  flags.DEFINE_float(
+    'validation_fraction', 0.2, 'config.data.validation_fraction (the split the run held out).'
+  )
+  flags.DEFINE_string(
+    'output', str(REPO / 'benchmarks' / 'results' / 'hard_errors.json'), 'Results file.'
+  )
+
+
 def main(argv):
   del argv
+  FLAGS = flags.FLAGS
   config = default.get_config()
-  config.data.name = _DATASET.value
-  config.data.validation_fraction = _VALIDATION.value if _SPLIT.value == 'validation' else 0.0
-  retriever = Retriever.load(_WORKDIR.value, -1, config, batch_size=config.eval.batch_size)
+  config.data.name = FLAGS.dataset
+  config.data.validation_fraction = (
+    FLAGS.validation_fraction if FLAGS.split == 'validation' else 0.0
+  )
+  retriever = Retriever.load(FLAGS.workdir, -1, config, batch_size=config.eval.batch_size)
   builder = pipeline.prepare(config.data)
   source = pipeline.run_split(
-    builder, _SPLIT.value, config.data, features=pipeline.MODEL_FEATURES + META
+    builder, FLAGS.split, config.data, features=pipeline.MODEL_FEATURES + META
   )
   z_t, z_i = evaluate.embed_split(retriever, source)
   data = source.get_batch(np.arange(len(source)))
   pedestrian = pipeline.pedestrian_keys(data['source'], data['ped_id'])
   start = data['start_frame'].astype(np.int64)
   where = (pedestrian, start, frame_step(pedestrian, start), config.data.window_length)
-  reranker = Reranker.find(_WORKDIR.value, retriever.params_hash)
+  reranker = Reranker.find(FLAGS.workdir, retriever.params_hash)
   scores = z_t @ z_i.T
   record = {
     'command': 'python -m benchmarks.hard_errors '
-    + ' '.join(f'--{f.name}={f.value}' for f in (_WORKDIR, _DATASET, _SPLIT, _VALIDATION)),
+    + ' '.join(
+      f'--{n}={FLAGS[n].value}' for n in ('workdir', 'dataset', 'split', 'validation_fraction')
+    ),
     'machine': machine.describe(),
     'num_queries': len(scores),
   }
@@ -115,9 +125,10 @@ def main(argv):
       candidates, cross, _ = evaluate.rerank_candidates(reranker, s, data, name)
       first = candidates[np.arange(len(s)), cross.argmax(1)]
       record[name]['two stages'] = shares(classify(first, *where))
-  pathlib.Path(_OUTPUT.value).write_text(json.dumps(record, indent=2) + '\n')
+  pathlib.Path(FLAGS.output).write_text(json.dumps(record, indent=2) + '\n')
   print(json.dumps(record, indent=2))
 
 
 if __name__ == '__main__':
+  define_flags()
   app.run(main)
