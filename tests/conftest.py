@@ -1,6 +1,9 @@
 """Test set-up: two host CPU devices, so the data-parallel path runs in every test."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 # Must happen before jax is imported anywhere: XLA reads the flags once, at backend start.
 # Optimisation level 0 compiles the tests' many small programs about three times faster; the
@@ -10,8 +13,15 @@ os.environ['XLA_FLAGS'] = (
   + ' --xla_force_host_platform_device_count=2 --xla_backend_optimization_level=0'
 ).strip()
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One persistent compilation cache for the session, which the entry point's runs in
+# subprocesses inherit: a program compiled once (here or in another run of the same config) is
+# read back instead of compiled again. The cache holds XLA's executables for these exact flags,
+# so a hit runs the same program bit for bit.
+_CACHE = tempfile.mkdtemp(prefix='trajcross_test_jax_cache_')
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', _CACHE)
+os.environ.setdefault('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS', '0.2')
 
-import shutil  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
