@@ -1,6 +1,7 @@
 """The hard protocol (README "The hard protocol"): the shortcut, the learned model, robustness.
 
   python -m benchmarks.hard [--clean_workdir=runs/reproduce/default/seed0] [--runs_dir=runs/hard]
+  python -m benchmarks.hard --oracles_only    # only the oracle rows, the others kept
 
 1. configs/default.py trained on `univ_hard` (RUNS_DIR/univ_hard/seed0, with HARD_TRAINING),
    and the mixed model (RUNS_DIR/univ_hard+clean<F>/seed0, MIXED_TRAINING: a share of its
@@ -13,7 +14,9 @@
    render_reference.py) and the clean model, the bi-encoder and its two stages
    (--config.eval.results: the runs' own results files stay as they are); the hard and the
    mixed model on `univ` and `univ_hard`; the oracle also at the noise sizes univ_hard first
-   had (FIRST_SIZES). Each measurement is kept in RUNS_DIR and not repeated.
+   had (FIRST_SIZES); on `univ_hard` also the dots oracle, which knows each image's resampled
+   dots but not their times (noise_oracle.dot_scores). Each measurement is kept in RUNS_DIR
+   and not repeated.
 4. benchmarks/results/hard.json (`rows`: protocol, method, trained_on, traj2img / img2traj
    top@1/5/10), hard.md, and hard_preview.png (pairs of univ_hard's test split).
 """
@@ -48,6 +51,10 @@ PROTOCOLS = (
 # univ_hard's first noise sizes (trajcross_jax 1.1.0 datasets), where the oracle is measured too.
 FIRST_SIZES = (('univ', {'noise_m': 0.2, 'drift_m': 0.5}),)
 TOP_K = ('top@1', 'top@5', 'top@10')
+# Where the dots oracle (noise_oracle.dot_scores: the images' resampled dots known, their times
+# not) is measured: the protocol whose images are resampled and whose trajectories are noisy.
+DOTS_PROTOCOLS = (('univ_hard', {}),)
+ORACLES = ('noise_oracle', 'dots_oracle')
 # The hard model's overrides of configs/default.py: its re-ranker trains on pairs drawn afresh
 # each epoch, for 12 epochs, chosen on the validation split (benchmarks/results/tuning.md, "The
 # hard protocol").
@@ -67,6 +74,11 @@ _CLEAN = flags.DEFINE_string(
   'A configs/default.py run on univ (benchmarks.reproduce --configs default).',
 )
 _RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'hard'), 'Work root.')
+_ORACLES_ONLY = flags.DEFINE_bool(
+  'oracles_only',
+  False,
+  'Measure only the oracle rows; keep the other rows of the existing hard.json.',
+)
 
 
 def _main(workdir: pathlib.Path, *args: str) -> None:
@@ -92,19 +104,21 @@ def reference_rows(runs: pathlib.Path, protocols) -> list[dict]:
   return rows
 
 
-def oracle_rows(runs: pathlib.Path, protocols) -> list[dict]:
-  """The noise oracle on each protocol (each measured once, then read back)."""
+def oracle_rows(runs: pathlib.Path, protocols, dots: bool = False) -> list[dict]:
+  """The noise oracle (with `dots`, the dots oracle) on each protocol (each measured once, then
+  read back)."""
   rows = []
   for dataset, hard in protocols:
-    out = runs / 'oracle' / f'{_name(dataset, hard)}.json'
+    out = runs / ('dots_oracle' if dots else 'oracle') / f'{_name(dataset, hard)}.json'
     if not out.exists():
-      results = noise_oracle.split_results(reference_lib.protocol_config(dataset, hard))
+      config = reference_lib.protocol_config(dataset, hard)
+      results = noise_oracle.split_results(config, dots=dots)
       out.parent.mkdir(parents=True, exist_ok=True)
       out.write_text(
         json.dumps(
           {
             'protocol': results['dataset'].split('/')[1],
-            'method': 'noise_oracle',
+            'method': results['method'],
             'trained_on': None,
             'num_test': results['num_test'],
             **{d: {k: results[d][k] for k in TOP_K} for d in ('traj2img', 'img2traj')},
@@ -180,29 +194,41 @@ def table(record: dict) -> str:
 def main(argv):
   del argv
   runs = pathlib.Path(_RUNS_DIR.value).absolute()
+  oracles = oracle_rows(runs, PROTOCOLS + FIRST_SIZES) + oracle_rows(runs, DOTS_PROTOCOLS, True)
+  if _ORACLES_ONLY.value:
+    record = json.loads((RESULTS / 'hard.json').read_text())
+    kept = [r for r in record['rows'] if r['method'] not in ORACLES]
+    record.update(rows=oracles + kept, oracles_date=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
+    write(record)
+    return
   hard_workdir = runs / 'univ_hard' / 'seed0'
   mixed_workdir = runs / MIXED / 'seed0'
   for workdir, training in ((hard_workdir, HARD_TRAINING), (mixed_workdir, MIXED_TRAINING)):
     if not (workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
       _main(workdir, '--config.data.name=univ_hard', *training)
-  rows = oracle_rows(runs, PROTOCOLS + FIRST_SIZES)
-  rows += reference_rows(runs, PROTOCOLS)
+  rows = oracles + reference_rows(runs, PROTOCOLS)
   rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
   rows += model_rows(hard_workdir, 'univ_hard', runs, PROTOCOLS[:2])
   rows += model_rows(mixed_workdir, MIXED, runs, PROTOCOLS[:2])
-  record = {
-    'command': 'python -m benchmarks.hard',
-    'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-    'machine': machine.describe(),
-    'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir), MIXED: str(mixed_workdir)},
-    'hard_training': list(HARD_TRAINING),
-    'mixed_training': list(MIXED_TRAINING),
-    'rows': rows,
-  }
+  write(
+    {
+      'command': 'python -m benchmarks.hard',
+      'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+      'machine': machine.describe(),
+      'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir), MIXED: str(mixed_workdir)},
+      'hard_training': list(HARD_TRAINING),
+      'mixed_training': list(MIXED_TRAINING),
+      'rows': rows,
+    }
+  )
+  preview(RESULTS / 'hard_preview.png')
+
+
+def write(record: dict) -> None:
+  """hard.json and hard.md, and the table printed."""
   RESULTS.mkdir(parents=True, exist_ok=True)
   (RESULTS / 'hard.json').write_text(json.dumps(record, indent=2) + '\n')
   (RESULTS / 'hard.md').write_text(table(record))
-  preview(RESULTS / 'hard_preview.png')
   print(table(record))
 
 

@@ -114,6 +114,13 @@ def get_config() -> ml_collections.ConfigDict:
   rerank.num_epochs = 3  # Passes over the training split, each pair once as each modality.
   rerank.learning_rate = 2e-3  # AdamW peak, warmup + cosine.
   rerank.warmup_steps = 50
+  # 'pair': a CNN over the trajectory drawn beside the image (CrossEncoder); 'track': the track
+  # read off the image and the trajectory scored by its distance to it (TrackMatcher).
+  rerank.scorer = 'pair'
+  rerank.hypotheses = 2  # 'track': tracks read off each image.
+  # 'track': the weight of the true pairs' negative log likelihood (per coordinate) in the loss,
+  # beside the group's cross-entropy. It teaches the reading of the track directly; 0: none.
+  rerank.nll_weight = 0.0
   rerank.stem = 0  # >0: a stride-1 3x3 convolution of this many channels first; 0: none.
   rerank.channels = (16, 32, 64, 64)  # Stride-2 3x3 convolutions over the pair's 2 channels.
   rerank.hidden = 64  # The scoring MLP's hidden width.

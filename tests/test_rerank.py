@@ -121,6 +121,47 @@ def test_the_endpoint_channels_mark_the_first_and_last_points(tiny_batch):
   assert params['params']['conv0']['kernel'].shape == (3, 3, 4, 4)
 
 
+def test_track_scores_are_a_mixture_density_over_both_directions():
+  rng = np.random.default_rng(0)
+  m, scale = 6, 0.3
+  tracks = rng.normal(size=(1, 2, m, 2)) * 3
+  whiten = np.eye(m) / scale
+  observed = tracks[:, 0] + rng.normal(size=(1, m, 2)) * scale
+  got = float(model_lib.track_scores(observed, tracks, whiten)[0])
+  # An equal mixture of isotropic Gaussians (sd `scale`) around each track, both directions.
+  parts = [
+    -0.5 * np.sum((o - t) ** 2) / scale**2 - 2 * m * np.log(scale) - m * np.log(2 * np.pi)
+    for o in (observed[0], observed[0, ::-1])
+    for t in tracks[0]
+  ]
+  assert got == pytest.approx(np.logaddexp.reduce(parts) - np.log(4), rel=1e-4)
+  # Read backwards, a trajectory scores the same; shifted off its track, lower.
+  reverse = float(model_lib.track_scores(observed[:, ::-1], tracks, whiten)[0])
+  assert reverse == pytest.approx(got, rel=1e-5)
+  assert float(model_lib.track_scores(observed + 0.5, tracks, whiten)[0]) < got - 10
+
+
+def test_a_track_reranker_trains_and_reloads(
+  trained_workdir, synthetic_data_dir, tmp_path, tiny_batch
+):
+  workdir = tmp_path / 'w'
+  shutil.copytree(trained_workdir, workdir)
+  config = _config(synthetic_data_dir)
+  config.rerank.update(scorer='track', channels=(4, 8), hidden=8, hypotheses=2, nll_weight=1.0)
+  reranker = rerank_train.train(config, str(workdir))
+  assert isinstance(reranker.model, model_lib.TrackMatcher)
+  m = reranker.record['window_length']
+  assert reranker.params['params']['track']['kernel'].shape[-1] == 2 * m * 2  # H x M x 2.
+  from trajcross_jax.retriever import Retriever
+
+  loaded = Reranker.load(workdir, Retriever.load(str(workdir)).params_hash)
+  assert isinstance(loaded.model, model_lib.TrackMatcher)
+  pairs = tiny_batch['trajectory'], tiny_batch['image'], tiny_batch['box']
+  want = reranker.score(*pairs)
+  np.testing.assert_allclose(loaded.score(*pairs), want, rtol=1e-5)
+  assert np.isfinite(want).all()
+
+
 def test_a_trained_reranker_reloads_to_the_same_scores(reranked_workdir, tiny_batch):
   from trajcross_jax.retriever import Retriever
 

@@ -92,3 +92,19 @@ def test_moco_key_window_must_be_positive(window):
   config.train.moco_key_window = window
   with pytest.raises(ValueError, match=rf'config.train.moco_key_window={window}: must be a pos'):
     validation.validate(config)
+
+
+def test_the_track_scorer_options_are_checked():
+  config = test_config.get_config()
+  config.rerank.scorer = 'lines'
+  with pytest.raises(ValueError, match=r"config.rerank.scorer='lines': must be one of"):
+    validation.validate(config)
+  config.rerank.scorer = 'pair'
+  config.rerank.nll_weight = 1.0
+  with pytest.raises(ValueError, match='only the track scorer'):
+    validation.validate(config)
+  config.rerank.scorer = 'track'
+  validation.validate(config)
+  config.rerank.hypotheses = 0
+  with pytest.raises(ValueError, match='config.rerank.hypotheses=0: must be a positive'):
+    validation.validate(config)

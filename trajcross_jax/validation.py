@@ -42,6 +42,7 @@ _POSITIVE = (
   'rerank.learning_rate',
   'rerank.hidden',
   'rerank.line_width',
+  'rerank.hypotheses',
 )
 # Fields with a fixed set of values.
 _CHOICES = {
@@ -51,6 +52,7 @@ _CHOICES = {
   'index.kind': ('exact', 'faiss'),
   'train.adversarial_schedule': ('constant', 'dann'),
   'train.disc_schedule': ('constant', 'cosine'),
+  'rerank.scorer': ('pair', 'track'),
 }
 # config.model's fields (and a method's own train fields) by method: each method's model section
 # holds only its own fields (configs/baselines/*.py), so these checks depend on config.method.
@@ -107,6 +109,7 @@ _NON_NEGATIVE = (
   'rerank.warmup_steps',
   'rerank.stem',
   'rerank.endpoint_width',
+  'rerank.nll_weight',
   'index.refine',
 )
 
@@ -169,6 +172,11 @@ def validate(config: ml_collections.ConfigDict, mode: str = 'train_and_eval') ->
         f'config.{field}={_get(config, field)!r}: needs a hard dataset (data/hard.py) and '
         f'config.{switch}=True, which re-draw the training pairs it mixes'
       )
+  if config.rerank.nll_weight > 0 and config.rerank.scorer != 'track':
+    raise ValueError(
+      f'config.rerank.nll_weight={config.rerank.nll_weight!r}: only the track scorer '
+      "(config.rerank.scorer='track') gives log densities to take a likelihood of"
+    )
   fraction = config.data.validation_fraction
   if config.eval.split not in SPLITS:
     raise ValueError(f'config.eval.split={config.eval.split!r}: must be one of {SPLITS}')

@@ -11,11 +11,19 @@ trajectories).
 from collections.abc import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from trajcross_jax.data import render
 from trajcross_jax.models.inputs import image_to_float
 from trajcross_jax.models.shape import StridedConv
+
+
+def box_windows(boxes: jnp.ndarray) -> jnp.ndarray:
+  """(B, 4) boxes [x_left, y_top, x_right, y_bottom] -> (B, 3) windows [x_left, y_bottom, side]
+  (render.py's square windows)."""
+  boxes = boxes.astype(jnp.float32)
+  return jnp.stack([boxes[:, 0], boxes[:, 3], boxes[:, 2] - boxes[:, 0]], axis=-1)
 
 
 def pair_input(
@@ -30,9 +38,7 @@ def pair_input(
   `endpoint_width` > 0, its first and its last point as dots that wide (channels 2 and 3)."""
   size = images.shape[1]
   trajectories = trajectories.astype(jnp.float32)
-  boxes = boxes.astype(jnp.float32)
-  # A box [x_left, y_top, x_right, y_bottom] is the window [x_left, y_bottom, side].
-  windows = jnp.stack([boxes[:, 0], boxes[:, 3], boxes[:, 2] - boxes[:, 0]], axis=-1)
+  windows = box_windows(boxes)
 
   def draw(points, width):
     widths = jnp.full(points.shape[:1], width, jnp.float32)
@@ -80,3 +86,70 @@ class CrossEncoder(nn.Module):
     x = jnp.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=-1)
     x = nn.relu(nn.Dense(self.hidden, name='hidden')(x))
     return nn.Dense(1, name='score')(x)[..., 0]
+
+
+class TrackMatcher(nn.Module):
+  """Reads the track off the image, then scores a trajectory by its whitened distance to it.
+
+  A CNN over the image (with two coordinate channels, so that where a dot is is as easy to read
+  as what it is) regresses `hypotheses` tracks of M points in the box's unit square, mapped to
+  metres by the box. A trajectory's score is the log of the summed Gaussian likelihoods
+  -|W r|^2 / 2 of its residual r to each hypothesis, read forwards and backwards (an image of
+  dots does not show which way its walker went), with the whitening W (M x M) learned. This is
+  the structure of noise_oracle.py, which ranks by the exact likelihood given the true track,
+  with the track and the noise's covariance learned. The trajectory enters only at the end, so
+  a neighbouring window's shifted ends cost what their distance costs, not what a convolution
+  happens to see.
+
+  Attributes:
+    channels: output channels of each stride-2 convolution.
+    hidden: width of the hidden Dense layer after the flattened features.
+    hypotheses: tracks read off each image; several let the model keep the ends' ambiguity
+      (the resampling rule's unknown phase) rather than average it away.
+    scale_m: the initial noise scale in metres (W starts as I / scale_m).
+  """
+
+  channels: Sequence[int] = (32, 64, 128, 128)
+  hidden: int = 256
+  hypotheses: int = 2
+  scale_m: float = 1.0
+
+  @nn.compact
+  def __call__(self, trajectories, images, boxes) -> jnp.ndarray:
+    """(B,) match scores (log likelihoods up to a constant)."""
+    b, m = trajectories.shape[:2]
+    size = images.shape[1]
+    grid = (jnp.arange(size, dtype=jnp.float32) + 0.5) / size
+    coords = jnp.stack(jnp.meshgrid(grid, grid, indexing='ij'), axis=-1)
+    x = jnp.concatenate([image_to_float(images), jnp.broadcast_to(coords, (b, size, size, 2))], -1)
+    for i, c in enumerate(self.channels):
+      x = nn.relu(StridedConv(c, name=f'conv{i}')(x))
+    x = nn.relu(nn.Dense(self.hidden, name='hidden')(x.reshape(b, -1)))
+    unit = 0.5 + nn.Dense(self.hypotheses * m * 2, name='track')(x).reshape(
+      b, self.hypotheses, m, 2
+    )
+    windows = box_windows(boxes)
+    tracks = windows[:, None, None, :2] + windows[:, None, None, 2:] * unit
+    # W = exp(s) (I + A): the overall precision on a log scale, which Adam moves by a factor,
+    # not by a step, per update; A shapes the noise's correlations along the window.
+    log_precision = self.param('log_precision', lambda _: -jnp.log(jnp.float32(self.scale_m)))
+    shape = self.param('whiten', nn.initializers.zeros, (m, m))
+    whiten = jnp.exp(log_precision) * (jnp.eye(m) + shape)
+    return track_scores(trajectories, tracks, whiten)
+
+
+def track_scores(trajectories: jnp.ndarray, tracks: jnp.ndarray, whiten: jnp.ndarray):
+  """(B,) log densities of (B, M, 2) trajectories under (B, H, M, 2) tracks (metres): an equal
+  mixture over the H tracks and both directions of the trajectory of Gaussians whose precision
+  along the window, per axis, is W^T W (W: (M, M)). A density, so that the true pairs' negative
+  log likelihood is a loss that learns W's scale too (rerank/train.py, `nll_weight`)."""
+  b, m = trajectories.shape[:2]
+  h = tracks.shape[1]
+  trajectories = trajectories.astype(jnp.float32)
+  both = jnp.stack([trajectories, trajectories[:, ::-1]], axis=1)  # (B, 2, M, 2)
+  residual = both[:, :, None] - tracks[:, None]  # (B, 2, H, M, 2)
+  white = jnp.einsum('km,bdhmc->bdhkc', whiten, residual)
+  exponent = -0.5 * jnp.sum(white * white, axis=(-2, -1))
+  # Per axis: log |det W| - (M / 2) log(2 pi); two axes.
+  normaliser = 2 * jnp.linalg.slogdet(whiten)[1] - m * jnp.log(2 * jnp.pi)
+  return jax.nn.logsumexp(exponent.reshape(b, -1), axis=-1) - jnp.log(2.0 * h) + normaliser

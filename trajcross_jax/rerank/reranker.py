@@ -19,7 +19,7 @@ import orbax.checkpoint as ocp
 from etils import epath
 
 from trajcross_jax import parallel
-from trajcross_jax.rerank.model import CrossEncoder
+from trajcross_jax.rerank.model import CrossEncoder, TrackMatcher
 
 DIRECTORY = 'rerank'
 RECORD_FILE = 'rerank.json'
@@ -29,19 +29,23 @@ class RerankerError(ValueError):
   """A re-ranker that is missing or does not belong to the bi-encoder it is used with."""
 
 
-def build_model(rerank: ml_collections.ConfigDict) -> CrossEncoder:
-  """The cross-encoder of a config's `rerank` section."""
+def build_model(rerank: ml_collections.ConfigDict) -> CrossEncoder | TrackMatcher:
+  """The second stage's scorer of a config's `rerank` section."""
+  # Re-rankers saved before a field existed used its off value.
+  if rerank.get('scorer', 'pair') == 'track':
+    return TrackMatcher(
+      channels=tuple(rerank.channels), hidden=rerank.hidden, hypotheses=rerank.hypotheses
+    )
   return CrossEncoder(
     stem=rerank.stem,
     channels=tuple(rerank.channels),
     hidden=rerank.hidden,
     line_width=rerank.line_width,
-    # Re-rankers saved before the field existed drew no endpoints.
     endpoint_width=rerank.get('endpoint_width', 0.0),
   )
 
 
-def abstract_params(model: CrossEncoder, window_length: int, image_size: int):
+def abstract_params(model: CrossEncoder | TrackMatcher, window_length: int, image_size: int):
   """The shapes of the cross-encoder's parameters, without computing them."""
   example = (
     jnp.zeros((1, window_length, 2)),
@@ -63,7 +67,7 @@ class Reranker:
     batch_size: pairs per jitted call (a multiple of the local devices).
   """
 
-  model: CrossEncoder
+  model: CrossEncoder | TrackMatcher
   params: Any
   record: dict[str, Any]
   mesh: jax.sharding.Mesh
@@ -75,7 +79,9 @@ class Reranker:
     return int(self.record['config']['candidates'])
 
   @classmethod
-  def create(cls, model: CrossEncoder, params: Any, record: dict[str, Any]) -> 'Reranker':
+  def create(
+    cls, model: CrossEncoder | TrackMatcher, params: Any, record: dict[str, Any]
+  ) -> 'Reranker':
     mesh = parallel.make_mesh(jax.local_devices())
     params = jax.device_put(params, parallel.replicated(mesh))
     batch_size = -(-1024 // mesh.size) * mesh.size
@@ -155,7 +161,7 @@ class Reranker:
 
 
 @functools.lru_cache(maxsize=8)
-def _score_fn(model: CrossEncoder, mesh: jax.sharding.Mesh):
+def _score_fn(model: CrossEncoder | TrackMatcher, mesh: jax.sharding.Mesh):
   return jax.jit(model.apply, out_shardings=parallel.replicated(mesh))
 
 

@@ -99,14 +99,19 @@ def redrawn(
   return dict(data, image=image, box=box, trajectory=trajectory)
 
 
-def make_step(model, tx):
-  """The jitted update of one batch of groups (column 0 of each group is the true pair)."""
+def make_step(model, tx, nll_weight: float = 0.0):
+  """The jitted update of one batch of groups (column 0 of each group is the true pair): the
+  softmax cross-entropy of the true pair in its group, plus, with `nll_weight` (a scorer whose
+  scores are log densities, model.TrackMatcher), that weight times the true pairs' negative log
+  likelihood per coordinate."""
 
   def loss_fn(params, batch):
-    b, g = batch['box'].shape[:2]
+    b, g, m = batch['trajectory'].shape[:3]
     flat = {k: v.reshape(b * g, *v.shape[2:]) for k, v in batch.items()}
     scores = model.apply(params, flat['trajectory'], flat['image'], flat['box']).reshape(b, g)
     loss = optax.softmax_cross_entropy_with_integer_labels(scores, jnp.zeros(b, jnp.int32))
+    if nll_weight:
+      loss = loss - nll_weight * scores[:, 0] / (2 * m)
     return loss.mean(), (scores.argmax(axis=1) == 0).mean()
 
   @jax.jit
@@ -160,7 +165,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
   )
   tx = optax.adamw(schedule)
   opt_state = tx.init(params)
-  step_fn = make_step(model, tx)
+  step_fn = make_step(model, tx, rerank.get('nll_weight', 0.0))
   rng = np.random.default_rng([config.seed, 3])
   window: list[dict[str, Any]] = []
   t_start = None
