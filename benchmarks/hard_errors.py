@@ -7,7 +7,9 @@ another pedestrian.
 Embeds the split with W's latest checkpoint, ranks both directions by the bi-encoder and, when W
 has a re-ranker, by the two stages (evaluate.rerank_candidates), and sorts each query's first
 result into one of `CLASSES` by the windows' recording, pedestrian and first frame. Writes the
-share of queries (%) in each class, per direction and stage, to --output. With stride-1
+share of queries (%) in each class, per direction and stage, to --output, beside the same
+shares for the noise oracle and the dots oracle (trajcross_jax/noise_oracle.py) on the same
+split: what the noise, and the noise with the images' resampling, leave. With stride-1
 windows a held-out pedestrian's every window is in the validation split, so there each query
 has its neighbours one step either side; the test split holds a sixth of its pool's windows.
 """
@@ -20,7 +22,7 @@ from absl import app, flags
 
 from benchmarks import machine
 from configs import default
-from trajcross_jax import evaluate
+from trajcross_jax import evaluate, noise_oracle
 from trajcross_jax.data import pipeline
 from trajcross_jax.rerank.reranker import Reranker
 from trajcross_jax.retriever import Retriever
@@ -125,6 +127,20 @@ def main(argv):
       candidates, cross, _ = evaluate.rerank_candidates(reranker, s, data, name)
       first = candidates[np.arange(len(s)), cross.argmax(1)]
       record[name]['two stages'] = shares(classify(first, *where))
+  # The oracles on the same split (noise_oracle.py): what the noise alone, and the noise with
+  # the images' resampling, leave to get wrong; a model is set against these.
+  config.eval.split = FLAGS.split
+  oracle_data, options = noise_oracle.split_data(config, META)
+  oracle_where = (
+    pipeline.pedestrian_keys(oracle_data['source'], oracle_data['ped_id']),
+    oracle_data['start_frame'].astype(np.int64),
+    *where[2:],
+  )
+  for dots in (False, True):
+    s = noise_oracle.oracle_scores(oracle_data, options, config.seed, dots)
+    name = 'dots oracle' if dots else 'noise oracle'
+    record['traj2img'][name] = shares(classify(s.argmax(1), *oracle_where))
+    record['img2traj'][name] = shares(classify(s.T.argmax(1), *oracle_where))
   pathlib.Path(FLAGS.output).write_text(json.dumps(record, indent=2) + '\n')
   print(json.dumps(record, indent=2))
 

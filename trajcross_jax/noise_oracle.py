@@ -114,35 +114,52 @@ def _through(dots: np.ndarray, times: np.ndarray, points: int) -> np.ndarray:
   return dots[:, lo] + frac * (dots[:, lo + 1] - dots[:, lo])
 
 
-def split_results(config: ml_collections.ConfigDict, dots: bool = False) -> dict[str, Any]:
-  """The oracle on config.eval.split of config.data (its dataset built if need be).
-
-  The true tracks are the split's 'track' feature (a hard dataset's), else its trajectories (no
-  noise rule applies). With `dots`, `dot_scores` instead: the oracle that reads each image's
-  resampled dots but not their phase (method 'dots_oracle'). The phases are drawn afresh from
-  config.seed rather than read back from the builder's streams: a phase is a uniform draw
-  independent of everything the oracle reads, so its results have the same distribution (on
-  univ_hard's test split the builder's own phases give top@1 85.2 / 88.9, fresh ones 84.5 /
-  88.6).
-  """
+def split_data(
+  config: ml_collections.ConfigDict, features: tuple[str, ...] = ()
+) -> tuple[dict[str, np.ndarray], hard_lib.HardOptions]:
+  """config.eval.split of config.data (its dataset built if need be) as arrays: the model's
+  features, `features`, and the true tracks as 'track' (a hard dataset's own feature, else the
+  trajectories: no noise rule applies); with the dataset's hard rules."""
   builder = parallel.chief_first(pipeline.prepare, config.data)
-  options = pipeline.hard_options(config.data)
   has_track = 'track' in builder.info.features
-  features = pipeline.MODEL_FEATURES + (('track',) if has_track else ())
+  features = pipeline.MODEL_FEATURES + features + (('track',) if has_track else ())
   source = pipeline.run_split(builder, config.eval.split, config.data, features=features)
   data = source.get_batch(np.arange(len(source)))
-  tracks = data['track'] if has_track else data['trajectory']
-  start = time.perf_counter()
+  if not has_track:
+    data['track'] = data['trajectory']
+  return data, pipeline.hard_options(config.data)
+
+
+def oracle_scores(
+  data: dict[str, np.ndarray], options: hard_lib.HardOptions, seed: int, dots: bool = False
+) -> np.ndarray:
+  """The (N, N) scores of `scores` on a split's arrays (split_data), or with `dots` those of
+  `dot_scores`: the oracle that reads each image's resampled dots but not their phase.
+
+  The phases are drawn afresh from `seed` rather than read back from the builder's streams: a
+  phase is a uniform draw independent of everything the oracle reads, so its results have the
+  same distribution (on univ_hard's test split the builder's own phases give top@1 85.2 /
+  88.9, these 84.7 / 88.7).
+  """
   if dots:
-    phase = np.random.default_rng([config.seed, len(tracks)]).uniform(size=len(tracks))
-    matrix = dot_scores(data['trajectory'], tracks, options, phase)
-  else:
-    matrix = scores(data['trajectory'], tracks, options)
+    n = len(data['track'])
+    phase = np.random.default_rng([seed, n]).uniform(size=n)
+    return dot_scores(data['trajectory'], data['track'], options, phase)
+  return scores(data['trajectory'], data['track'], options)
+
+
+def split_results(config: ml_collections.ConfigDict, dots: bool = False) -> dict[str, Any]:
+  """The oracle (with `dots`, the dots oracle) on config.eval.split of config.data, scored by
+  every metric; 'seconds' is the scoring's time."""
+  data, options = split_data(config)
+  start = time.perf_counter()
+  matrix = oracle_scores(data, options, config.seed, dots)
+  seconds = time.perf_counter() - start
   near_dup = evaluate.near_duplicates(data['trajectory'], config.eval.near_duplicate_m)
   return {
     'method': 'dots_oracle' if dots else 'noise_oracle',
     'split': config.eval.split,
-    'dataset': builder.info.full_name,
-    'seconds': time.perf_counter() - start,
+    'dataset': pipeline.get_builder(config.data).info.full_name,
+    'seconds': seconds,
     **evaluate.score_metrics(matrix, near_dup),
   }
