@@ -1,7 +1,7 @@
 """The hard protocol (README "The hard protocol"): the shortcut, the learned model, robustness.
 
   python -m benchmarks.hard [--clean_workdir=runs/reproduce/default/seed0] [--runs_dir=runs/hard]
-  python -m benchmarks.hard --oracles_only    # only the oracle rows, the others kept
+  python -m benchmarks.hard --only=oracles,univ_hard    # these groups, the other rows kept
 
 1. configs/default.py trained on `univ_hard` (RUNS_DIR/univ_hard/seed0, with HARD_TRAINING),
    and the mixed model (RUNS_DIR/univ_hard+clean<F>/seed0, MIXED_TRAINING: a share of its
@@ -67,6 +67,9 @@ MIXED_TRAINING = HARD_TRAINING + tuple(
   f'--config.{stage}.clean_fraction={CLEAN_FRACTION}' for stage in ('train', 'rerank')
 )
 MIXED = f'univ_hard+clean{CLEAN_FRACTION}'  # Its `trained_on`.
+# hard.json's rows by what measured them: the oracles, the re-draw reference, and each model
+# (by `trained_on`); `--only` measures some and keeps the others.
+GROUPS = ('oracles', 'reference', 'univ', 'univ_hard', MIXED)
 
 _CLEAN = flags.DEFINE_string(
   'clean_workdir',
@@ -74,10 +77,11 @@ _CLEAN = flags.DEFINE_string(
   'A configs/default.py run on univ (benchmarks.reproduce --configs default).',
 )
 _RUNS_DIR = flags.DEFINE_string('runs_dir', str(REPO / 'runs' / 'hard'), 'Work root.')
-_ORACLES_ONLY = flags.DEFINE_bool(
-  'oracles_only',
-  False,
-  'Measure only the oracle rows; keep the other rows of the existing hard.json.',
+_ONLY = flags.DEFINE_list(
+  'only',
+  [],
+  f'Measure only these groups of rows, of {list(GROUPS)}, and keep the other rows of the '
+  'existing hard.json (default: all).',
 )
 
 
@@ -191,37 +195,60 @@ def table(record: dict) -> str:
   return '\n'.join(lines) + '\n'
 
 
+def group(row: dict) -> str:
+  """Which of GROUPS a row of hard.json belongs to."""
+  if row['method'] in ORACLES:
+    return 'oracles'
+  if row['method'] == 'render_reference':
+    return 'reference'
+  return row['trained_on']
+
+
 def main(argv):
   del argv
+  unknown = set(_ONLY.value) - set(GROUPS)
+  if unknown:
+    raise app.UsageError(f'--only: unknown groups {sorted(unknown)}; known: {list(GROUPS)}')
+  wanted = set(_ONLY.value or GROUPS)
   runs = pathlib.Path(_RUNS_DIR.value).absolute()
-  oracles = oracle_rows(runs, PROTOCOLS + FIRST_SIZES) + oracle_rows(runs, DOTS_PROTOCOLS, True)
-  if _ORACLES_ONLY.value:
-    record = json.loads((RESULTS / 'hard.json').read_text())
-    kept = [r for r in record['rows'] if r['method'] not in ORACLES]
-    record.update(rows=oracles + kept, oracles_date=time.strftime('%Y-%m-%dT%H:%M:%S%z'))
-    write(record)
-    return
   hard_workdir = runs / 'univ_hard' / 'seed0'
   mixed_workdir = runs / MIXED / 'seed0'
-  for workdir, training in ((hard_workdir, HARD_TRAINING), (mixed_workdir, MIXED_TRAINING)):
-    if not (workdir / 'eval' / 'results.json').exists():  # Written at the end of a run.
+  for name, workdir, training in (
+    ('univ_hard', hard_workdir, HARD_TRAINING),
+    (MIXED, mixed_workdir, MIXED_TRAINING),
+  ):
+    if name in wanted and not (workdir / 'eval' / 'results.json').exists():  # A run's end.
       _main(workdir, '--config.data.name=univ_hard', *training)
-  rows = oracles + reference_rows(runs, PROTOCOLS)
-  rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
-  rows += model_rows(hard_workdir, 'univ_hard', runs, PROTOCOLS[:2])
-  rows += model_rows(mixed_workdir, MIXED, runs, PROTOCOLS[:2])
-  write(
-    {
-      'command': 'python -m benchmarks.hard',
-      'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-      'machine': machine.describe(),
-      'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir), MIXED: str(mixed_workdir)},
-      'hard_training': list(HARD_TRAINING),
-      'mixed_training': list(MIXED_TRAINING),
-      'rows': rows,
-    }
-  )
-  preview(RESULTS / 'hard_preview.png')
+  rows = []
+  if 'oracles' in wanted:
+    rows += oracle_rows(runs, PROTOCOLS + FIRST_SIZES) + oracle_rows(runs, DOTS_PROTOCOLS, True)
+  if 'reference' in wanted:
+    rows += reference_rows(runs, PROTOCOLS)
+  if 'univ' in wanted:
+    rows += model_rows(pathlib.Path(_CLEAN.value).absolute(), 'univ', runs, PROTOCOLS)
+  if 'univ_hard' in wanted:
+    rows += model_rows(hard_workdir, 'univ_hard', runs, PROTOCOLS[:2])
+  if MIXED in wanted:
+    rows += model_rows(mixed_workdir, MIXED, runs, PROTOCOLS[:2])
+  record = {
+    'command': 'python -m benchmarks.hard',
+    'date': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+    'machine': machine.describe(),
+    'models': {'univ': _CLEAN.value, 'univ_hard': str(hard_workdir), MIXED: str(mixed_workdir)},
+    'hard_training': list(HARD_TRAINING),
+    'mixed_training': list(MIXED_TRAINING),
+  }
+  dates = {g: record['date'] for g in GROUPS}
+  if wanted != set(GROUPS):  # The other groups' rows, and their dates, as they were.
+    before = json.loads((RESULTS / 'hard.json').read_text())
+    kept = [r for r in before['rows'] if group(r) not in wanted]
+    rows = sorted(kept + rows, key=lambda r: GROUPS.index(group(r)))
+    dates = dict(before.get('dates') or {g: before['date'] for g in GROUPS})
+    dates.update({g: record['date'] for g in wanted})
+    record['command'] += f' --only={",".join(g for g in GROUPS if g in wanted)}'
+  write(dict(record, dates=dates, rows=rows))
+  if wanted == set(GROUPS):
+    preview(RESULTS / 'hard_preview.png')
 
 
 def write(record: dict) -> None:

@@ -125,7 +125,8 @@ def main(argv):
     record[name] = {'bi-encoder': shares(classify(s.argmax(1), *where))}
     if reranker is not None:
       candidates, cross, _ = evaluate.rerank_candidates(reranker, s, data, name)
-      first = candidates[np.arange(len(s)), cross.argmax(1)]
+      head = reranker.combined(cross, np.take_along_axis(s, candidates, axis=1))
+      first = candidates[np.arange(len(s)), head.argmax(1)]
       record[name]['two stages'] = shares(classify(first, *where))
   # The oracles on the same split (noise_oracle.py): what the noise alone, and the noise with
   # the images' resampling, leave to get wrong; a model is set against these.

@@ -126,6 +126,10 @@ def get_config() -> ml_collections.ConfigDict:
   rerank.hidden = 64  # The scoring MLP's hidden width.
   rerank.line_width = 2.0  # Pixels: the trajectory's line drawn in the candidate's box.
   rerank.endpoint_width = 0.0  # >0: its first and last points drawn too, as dots this wide.
+  # The order of the re-ranked head: the cross-encoder's score plus this weight times the
+  # bi-encoder's (a cosine). 0: the cross-encoder alone. Setting it on a trained re-ranker
+  # (--mode=rerank) rewrites its record without training it again.
+  rerank.bi_weight = 0.0
   # Draw the training pairs afresh each epoch (the images; on hard datasets the observations too)
   # rather than train on the stored ones. False: as the committed runs were made.
   rerank.redraw_images = False

@@ -228,6 +228,28 @@ def test_evaluation_reports_both_stages(reranked_workdir, synthetic_data_dir):
   assert written['reranked'] == json.loads(json.dumps(reranked))
 
 
+def test_a_bi_weight_rewrites_the_record_and_orders_the_head_by_both(
+  reranked_workdir, synthetic_data_dir, tmp_path
+):
+  workdir = tmp_path / 'w'
+  shutil.copytree(reranked_workdir, workdir)
+  before = Reranker.load(workdir)
+  config = _config(synthetic_data_dir)
+  config.rerank.bi_weight = 1e6  # The bi-encoder's order, the cross-encoder breaking ties.
+  kept = rerank_train.train(config, str(workdir))
+  assert kept.bi_weight == 1e6 and Reranker.load(workdir).bi_weight == 1e6
+  for got, want in zip(jax.tree.leaves(kept.params), jax.tree.leaves(before.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))  # Not trained again.
+  np.testing.assert_allclose(kept.combined([1.0, 2.0], [0.5, 0.25]), [500001.0, 250002.0])
+  results = evaluate.evaluate(config, str(workdir))
+  for direction in ('traj2img', 'img2traj'):
+    assert results['reranked'][direction]['top@1'] == pytest.approx(results[direction]['top@1'])
+  config.rerank.bi_weight = 0.0
+  rerank_train.train(config, str(workdir))
+  assert Reranker.load(workdir).record == before.record
+  np.testing.assert_allclose(Reranker.load(workdir).combined([1.0], [9.0]), [1.0])
+
+
 def test_evaluating_without_a_reranker_is_one_clear_line(
   tmp_path, trained_workdir, synthetic_data_dir
 ):

@@ -131,7 +131,8 @@ def reranked_metrics(
   results: dict[str, Any] = {'candidates': min(reranker.candidates, n)}
   for name, s in (('traj2img', scores), ('img2traj', scores.T)):
     candidates, cross, seconds = rerank_candidates(reranker, s, data, name, chunk)
-    r = two_stage_ranks(ranks(s), candidates, cross, np.arange(n))
+    head = reranker.combined(cross, np.take_along_axis(s, candidates, axis=1))
+    r = two_stage_ranks(ranks(s), candidates, head, np.arange(n))
     results[name] = dict(direction_metrics(r, near_dup), rerank_ms_per_query=1e3 * seconds / n)
   return results
 

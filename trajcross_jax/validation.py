@@ -110,6 +110,7 @@ _NON_NEGATIVE = (
   'rerank.stem',
   'rerank.endpoint_width',
   'rerank.nll_weight',
+  'rerank.bi_weight',
   'index.refine',
 )
 

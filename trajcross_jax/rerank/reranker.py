@@ -78,6 +78,17 @@ class Reranker:
     """How many of the bi-encoder's results it re-orders."""
     return int(self.record['config']['candidates'])
 
+  @property
+  def bi_weight(self) -> float:
+    """The bi-encoder score's weight in the head's order (0 in records made before it)."""
+    return float(self.record['config'].get('bi_weight', 0.0))
+
+  def combined(self, cross: np.ndarray, bi: np.ndarray) -> np.ndarray:
+    """The scores the re-ranked head is ordered by: the cross-encoder's `cross` plus
+    bi_weight times the bi-encoder's `bi` (arrays of one shape)."""
+    cross = np.asarray(cross, np.float32)
+    return cross + self.bi_weight * np.asarray(bi, np.float32) if self.bi_weight else cross
+
   @classmethod
   def create(
     cls, model: CrossEncoder | TrackMatcher, params: Any, record: dict[str, Any]

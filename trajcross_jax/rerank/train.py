@@ -33,6 +33,12 @@ from trajcross_jax.rerank.reranker import Reranker, RerankerError, build_model
 from trajcross_jax.retriever import Retriever
 
 
+def _trained_alike(a: dict[str, Any], b: dict[str, Any]) -> bool:
+  """Whether two rerank configs train the same re-ranker: equal but for bi_weight, which only
+  orders its results."""
+  return {**a, 'bi_weight': 0.0} == {**b, 'bi_weight': 0.0}
+
+
 def hard_candidates(queries: np.ndarray, gallery: np.ndarray, pool: int, chunk: int = 1024):
   """(N, D) queries against their (N, D) partners -> (N, pool) the bi-encoder's best other
   items for each query (its own partner, item i for query i, left out), best first."""
@@ -132,7 +138,18 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
     existing = Reranker.load(workdir, retriever.params_hash)
   except RerankerError:
     existing = None
-  if existing is not None and existing.record['config'] == json.loads(rerank.to_json()):
+  wanted = json.loads(rerank.to_json())
+  if existing is not None and _trained_alike(existing.record['config'], wanted):
+    if existing.record['config'] != wanted:  # Only how the head is ordered changed.
+      existing = Reranker.create(
+        existing.model, existing.params, dict(existing.record, config=wanted)
+      )
+      if parallel.is_chief():
+        existing.save(workdir)
+      logging.info(
+        'The re-ranker in %s/rerank is kept; its bi_weight is now %s', workdir, rerank.bi_weight
+      )
+      return existing
     logging.info('The re-ranker in %s/rerank is up to date (kept)', workdir)
     return existing
   builder = parallel.chief_first(pipeline.prepare, config.data)

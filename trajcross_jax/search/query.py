@@ -120,8 +120,9 @@ def rerank_hits(
   """The second stage over a first stage's (scores, ids) (N, >= k), best first.
 
   The first reranker.candidates hits of each query are scored by the cross-encoder (against
-  their items, read from `items` by id) and re-ordered by it; the rest keep their order.
-  Returns (bi-encoder scores, ids, cross-encoder scores with NaN past the re-ranked), cut to k.
+  their items, read from `items` by id) and re-ordered by that score (plus the re-ranker's
+  bi_weight times the bi-encoder's); the rest keep their order. Returns (bi-encoder scores,
+  ids, the re-ranked head's scores with NaN past it), cut to k.
   """
   n, c = len(ids), min(reranker.candidates, ids.shape[1])
   head = ids[:, :c]
@@ -137,6 +138,7 @@ def rerank_hits(
     cross = reranker.score_image_queries(
       queries['image'], queries['box'], trajectories.reshape(n, c, *trajectories.shape[1:])
     )
+  cross = reranker.combined(cross, scores[:, :c])
   order = np.argsort(-cross, axis=1, kind='stable')
   ids = np.concatenate([np.take_along_axis(head, order, 1), ids[:, c:]], axis=1)[:, :k]
   scores = np.concatenate([np.take_along_axis(scores[:, :c], order, 1), scores[:, c:]], 1)[:, :k]
