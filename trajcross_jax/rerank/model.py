@@ -116,7 +116,7 @@ class TrackMatcher(nn.Module):
 
   @nn.compact
   def __call__(self, trajectories, images, boxes) -> jnp.ndarray:
-    """(B,) match scores (log likelihoods up to a constant)."""
+    """(B,) match scores: log densities of the trajectories given the images (track_scores)."""
     b, m = trajectories.shape[:2]
     size = images.shape[1]
     grid = (jnp.arange(size, dtype=jnp.float32) + 0.5) / size
