@@ -14,6 +14,7 @@ from configs import test as test_config
 from trajcross_jax import evaluate
 from trajcross_jax.data import render
 from trajcross_jax.rerank import model as model_lib
+from trajcross_jax.rerank import reranker as reranker_lib
 from trajcross_jax.rerank import train as rerank_train
 from trajcross_jax.rerank.reranker import (
   Reranker,
@@ -247,6 +248,17 @@ def test_a_bi_weight_rewrites_the_record_and_orders_the_head_by_both(
   config.rerank.bi_weight = 0.0
   rerank_train.train(config, str(workdir))
   assert Reranker.load(workdir).record == before.record
+  # A record made before the later fields existed is the same re-ranker, not trained again.
+  record_file = workdir / 'rerank' / 'rerank.json'
+  old = json.loads(record_file.read_text())
+  for field in reranker_lib.LATER_FIELDS:
+    del old['config'][field]
+  record_file.write_text(json.dumps(old))
+  assert Reranker.load(workdir).bi_weight == 0.0
+  kept = rerank_train.train(config, str(workdir))
+  assert Reranker.load(workdir).record == before.record
+  for got, want in zip(jax.tree.leaves(kept.params), jax.tree.leaves(before.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
   np.testing.assert_allclose(Reranker.load(workdir).combined([1.0], [9.0]), [1.0])
 
 

@@ -29,19 +29,35 @@ class RerankerError(ValueError):
   """A re-ranker that is missing or does not belong to the bi-encoder it is used with."""
 
 
+# The rerank fields added after re-rankers were first saved, with the value that a record
+# without them was made with.
+LATER_FIELDS = {
+  'endpoint_width': 0.0,
+  'scorer': 'pair',
+  'hypotheses': 2,
+  'nll_weight': 0.0,
+  'bi_weight': 0.0,
+}
+
+
+def with_later_fields(rerank: dict[str, Any]) -> dict[str, Any]:
+  """A rerank config (a record's, as a dict) with the fields it predates at their values."""
+  return {**LATER_FIELDS, **rerank}
+
+
 def build_model(rerank: ml_collections.ConfigDict) -> CrossEncoder | TrackMatcher:
   """The second stage's scorer of a config's `rerank` section."""
-  # Re-rankers saved before a field existed used its off value.
-  if rerank.get('scorer', 'pair') == 'track':
+  rerank = with_later_fields(rerank.to_dict())
+  if rerank['scorer'] == 'track':
     return TrackMatcher(
-      channels=tuple(rerank.channels), hidden=rerank.hidden, hypotheses=rerank.hypotheses
+      channels=tuple(rerank['channels']), hidden=rerank['hidden'], hypotheses=rerank['hypotheses']
     )
   return CrossEncoder(
-    stem=rerank.stem,
-    channels=tuple(rerank.channels),
-    hidden=rerank.hidden,
-    line_width=rerank.line_width,
-    endpoint_width=rerank.get('endpoint_width', 0.0),
+    stem=rerank['stem'],
+    channels=tuple(rerank['channels']),
+    hidden=rerank['hidden'],
+    line_width=rerank['line_width'],
+    endpoint_width=rerank['endpoint_width'],
   )
 
 
@@ -81,7 +97,7 @@ class Reranker:
   @property
   def bi_weight(self) -> float:
     """The bi-encoder score's weight in the head's order (0 in records made before it)."""
-    return float(self.record['config'].get('bi_weight', 0.0))
+    return float(with_later_fields(self.record['config'])['bi_weight'])
 
   def combined(self, cross: np.ndarray, bi: np.ndarray) -> np.ndarray:
     """The scores the re-ranked head is ordered by: the cross-encoder's `cross` plus

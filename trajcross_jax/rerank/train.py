@@ -29,14 +29,15 @@ from absl import logging
 from trajcross_jax import evaluate, parallel
 from trajcross_jax.data import augment, pipeline
 from trajcross_jax.data import hard as hard_lib
-from trajcross_jax.rerank.reranker import Reranker, RerankerError, build_model
+from trajcross_jax.rerank.reranker import Reranker, RerankerError, build_model, with_later_fields
 from trajcross_jax.retriever import Retriever
 
 
 def _trained_alike(a: dict[str, Any], b: dict[str, Any]) -> bool:
-  """Whether two rerank configs train the same re-ranker: equal but for bi_weight, which only
-  orders its results."""
-  return {**a, 'bi_weight': 0.0} == {**b, 'bi_weight': 0.0}
+  """Whether two rerank configs (a record's, a run's) train the same re-ranker: equal but for
+  bi_weight, which only orders its results, a field a record predates counting as its value
+  then."""
+  return {**with_later_fields(a), 'bi_weight': 0.0} == {**with_later_fields(b), 'bi_weight': 0.0}
 
 
 def hard_candidates(queries: np.ndarray, gallery: np.ndarray, pool: int, chunk: int = 1024):
@@ -182,7 +183,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
   )
   tx = optax.adamw(schedule)
   opt_state = tx.init(params)
-  step_fn = make_step(model, tx, rerank.get('nll_weight', 0.0))
+  step_fn = make_step(model, tx, rerank.nll_weight)
   rng = np.random.default_rng([config.seed, 3])
   window: list[dict[str, Any]] = []
   t_start = None
