@@ -101,13 +101,12 @@ def main(argv):
   config.data.validation_fraction = (
     FLAGS.validation_fraction if FLAGS.split == 'validation' else 0.0
   )
+  config.eval.split = FLAGS.split
   retriever = Retriever.load(FLAGS.workdir, -1, config, batch_size=config.eval.batch_size)
-  builder = pipeline.prepare(config.data)
-  source = pipeline.run_split(
-    builder, FLAGS.split, config.data, features=pipeline.MODEL_FEATURES + META
-  )
-  z_t, z_i = evaluate.embed_split(retriever, source)
-  data = source.get_batch(np.arange(len(source)))
+  # The split once, with the true tracks the oracles read (noise_oracle.split_data).
+  data, options = noise_oracle.split_data(config, META)
+  z_t = retriever.embed_trajectories(data['trajectory'])
+  z_i = retriever.embed_images(data['image'], data['box'])
   pedestrian = pipeline.pedestrian_keys(data['source'], data['ped_id'])
   start = data['start_frame'].astype(np.int64)
   where = (pedestrian, start, frame_step(pedestrian, start), config.data.window_length)
@@ -130,18 +129,11 @@ def main(argv):
       record[name]['two stages'] = shares(classify(first, *where))
   # The oracles on the same split (noise_oracle.py): what the noise alone, and the noise with
   # the images' resampling, leave to get wrong; a model is set against these.
-  config.eval.split = FLAGS.split
-  oracle_data, options = noise_oracle.split_data(config, META)
-  oracle_where = (
-    pipeline.pedestrian_keys(oracle_data['source'], oracle_data['ped_id']),
-    oracle_data['start_frame'].astype(np.int64),
-    *where[2:],
-  )
   for dots in (False, True):
-    s = noise_oracle.oracle_scores(oracle_data, options, config.seed, dots)
+    s = noise_oracle.oracle_scores(data, options, config.seed, dots)
     name = 'dots oracle' if dots else 'noise oracle'
-    record['traj2img'][name] = shares(classify(s.argmax(1), *oracle_where))
-    record['img2traj'][name] = shares(classify(s.T.argmax(1), *oracle_where))
+    record['traj2img'][name] = shares(classify(s.argmax(1), *where))
+    record['img2traj'][name] = shares(classify(s.T.argmax(1), *where))
   pathlib.Path(FLAGS.output).write_text(json.dumps(record, indent=2) + '\n')
   print(json.dumps(record, indent=2))
 
