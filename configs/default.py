@@ -126,6 +126,10 @@ def get_config() -> ml_collections.ConfigDict:
   rerank.hidden = 64  # The scoring MLP's hidden width.
   rerank.line_width = 2.0  # Pixels: the trajectory's line drawn in the candidate's box.
   rerank.endpoint_width = 0.0  # >0: its first and last points drawn too, as dots this wide.
+  # >0: the first two convolutions' feature maps also read (bilinear) at the trajectory's points
+  # and 3 more continuing each end, each point's features mapped to this many and kept in order
+  # beside the pooled ones ('pair' scorer). 0: pooled features only.
+  rerank.point_features = 0
   # The order of the re-ranked head: the cross-encoder's score plus this weight times the
   # bi-encoder's (a cosine). 0: the cross-encoder alone. Setting it on a trained re-ranker
   # (--mode=rerank) rewrites its record without training it again.

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -122,6 +123,69 @@ def test_the_endpoint_channels_mark_the_first_and_last_points(tiny_batch):
   assert params['params']['conv0']['kernel'].shape == (3, 3, 4, 4)
 
 
+def test_features_are_read_bilinearly_at_full_resolution_pixels():
+  rng = np.random.default_rng(0)
+  features = rng.normal(size=(2, 8, 8, 3)).astype(np.float32)
+  # At stride 4, cell (row i, column j) is centred on pixel ((j + 0.5) 4, (i + 0.5) 4).
+  coords = np.array(
+    [
+      [[10.0, 22.0], [12.0, 22.0], [10.0, 24.0], [-9.0, 3.0]],
+      [[2.0, 2.0], [31.0, 31.0], [0.0, 2.0], [40.0, 10.0]],
+    ],
+    np.float32,
+  )
+  got = np.asarray(model_lib.sample_features(features, coords, 4))
+  np.testing.assert_allclose(got[0, 0], features[0, 5, 2], rtol=1e-6)
+  np.testing.assert_allclose(got[0, 1], (features[0, 5, 2] + features[0, 5, 3]) / 2, rtol=1e-5)
+  np.testing.assert_allclose(got[0, 2], (features[0, 5, 2] + features[0, 6, 2]) / 2, rtol=1e-5)
+  np.testing.assert_allclose(got[1, 0], features[1, 0, 0], rtol=1e-6)
+  # Half a cell past the last centre, the outer neighbour counts as zero.
+  np.testing.assert_allclose(got[1, 1], features[1, 7, 7] * 0.75**2, rtol=1e-5)
+  np.testing.assert_allclose(got[1, 2], features[1, 0, 0] * 0.5, rtol=1e-5)
+  np.testing.assert_array_equal(got[0, 3], 0)  # Off the map.
+  np.testing.assert_array_equal(got[1, 3], 0)
+
+
+def test_the_points_read_are_the_trajectory_continued_at_both_ends(tiny_batch):
+  line = np.stack([np.arange(6.0), 0.5 * np.arange(6.0)], axis=-1)[None].astype(np.float32)
+  got = np.asarray(model_lib.extended_track(line, 3))
+  want = np.stack([np.arange(-3.0, 9.0), 0.5 * np.arange(-3.0, 9.0)], axis=-1)
+  np.testing.assert_allclose(got[0], want, atol=1e-6)
+  # Pixel coordinates: the convention of the endpoint channels' dots (north up).
+  t, box = tiny_batch['trajectory'][:4], tiny_batch['box'][:4]
+  side = box[:, 2] - box[:, 0]
+  coords = np.asarray(model_lib.pixel_coords(t, box, 64))
+  np.testing.assert_allclose(coords[..., 0], (t[..., 0] - box[:, :1]) / side[:, None] * 64, 1e-4)
+  np.testing.assert_allclose(coords[..., 1], (box[:, 1:2] - t[..., 1]) / side[:, None] * 64, 1e-4)
+
+
+def test_point_features_read_the_image_where_the_trajectory_runs(tiny_batch):
+  t, image, box = (tiny_batch[k][:2] for k in ('trajectory', 'image', 'box'))
+  model = model_lib.CrossEncoder(channels=(4, 8, 8), hidden=8, point_features=5)
+  params = model.init(jax.random.key(0), t, image, box)
+  m = t.shape[1] + 2 * model_lib.EXTRA_POINTS
+  assert params['params']['points']['kernel'].shape == (4 + 8, 5)
+  kernel = params['params']['hidden']['kernel']
+  assert kernel.shape == (2 * 8 + m * 5, 8)
+  # Only the features read at the trajectory's first point (after the continued ones) kept.
+  first = 2 * 8 + model_lib.EXTRA_POINTS * 5
+  params['params']['hidden']['kernel'] = (
+    jnp.zeros_like(kernel).at[first : first + 5].set(kernel[first : first + 5])
+  )
+  base = np.asarray(model.apply(params, t, image, box))
+  assert np.isfinite(base).all()
+  at = np.asarray(model_lib.pixel_coords(t[:, :1], box, 64))[:, 0]  # (column, row) pixels.
+  rows, cols = np.mgrid[:64, :64]
+  for radius, changes in ((16, True), (None, False)):
+    near = np.hypot(cols - at[0, 0], rows - at[0, 1]) < (radius or 16)
+    # Ink wiped near the first point of pair 0, or everywhere else in its image.
+    wiped = image.copy()
+    wiped[0, ..., 0][near if radius else ~near] = 0
+    got = np.asarray(model.apply(params, t, wiped, box))
+    assert (got[0] != base[0]) == changes, radius
+    assert got[1] == base[1]
+
+
 def test_track_scores_are_a_mixture_density_over_both_directions():
   rng = np.random.default_rng(0)
   m, scale = 6, 0.3
@@ -161,6 +225,25 @@ def test_a_track_reranker_trains_and_reloads(
   want = reranker.score(*pairs)
   np.testing.assert_allclose(loaded.score(*pairs), want, rtol=1e-5)
   assert np.isfinite(want).all()
+
+
+def test_a_point_feature_reranker_trains_and_reloads(
+  trained_workdir, synthetic_data_dir, tmp_path, tiny_batch
+):
+  workdir = tmp_path / 'w'
+  shutil.copytree(trained_workdir, workdir)
+  config = _config(synthetic_data_dir)
+  config.rerank.update(channels=(4, 8), hidden=8, point_features=3)
+  reranker = rerank_train.train(config, str(workdir))
+  assert reranker.model.point_features == 3
+  from trajcross_jax.retriever import Retriever
+
+  loaded = Reranker.load(workdir, Retriever.load(str(workdir)).params_hash)
+  assert loaded.model == reranker.model
+  pairs = tiny_batch['trajectory'], tiny_batch['image'], tiny_batch['box']
+  want = reranker.score(*pairs)
+  np.testing.assert_allclose(loaded.score(*pairs), want, rtol=1e-5)
+  assert np.isfinite(want).all() and np.ptp(want) > 0
 
 
 def test_a_trained_reranker_reloads_to_the_same_scores(reranked_workdir, tiny_batch):

@@ -108,3 +108,19 @@ def test_the_track_scorer_options_are_checked():
   config.rerank.hypotheses = 0
   with pytest.raises(ValueError, match='config.rerank.hypotheses=0: must be a positive'):
     validation.validate(config)
+
+
+def test_the_point_features_are_checked():
+  config = test_config.get_config()
+  config.rerank.point_features = -1
+  with pytest.raises(ValueError, match='config.rerank.point_features=-1: must be'):
+    validation.validate(config)
+  config.rerank.point_features = 8
+  validation.validate(config)
+  config.rerank.scorer = 'track'
+  with pytest.raises(ValueError, match='only the pair scorer'):
+    validation.validate(config)
+  config.rerank.scorer = 'pair'
+  config.data.window_length = 1
+  with pytest.raises(ValueError, match='window_length >= 2'):
+    validation.validate(config)

@@ -109,6 +109,7 @@ _NON_NEGATIVE = (
   'rerank.warmup_steps',
   'rerank.stem',
   'rerank.endpoint_width',
+  'rerank.point_features',
   'rerank.nll_weight',
   'rerank.bi_weight',
   'index.refine',
@@ -178,6 +179,17 @@ def validate(config: ml_collections.ConfigDict, mode: str = 'train_and_eval') ->
       f'config.rerank.nll_weight={config.rerank.nll_weight!r}: only the track scorer '
       "(config.rerank.scorer='track') gives log densities to take a likelihood of"
     )
+  if config.rerank.point_features > 0:
+    if config.rerank.scorer != 'pair':
+      raise ValueError(
+        f'config.rerank.point_features={config.rerank.point_features!r}: only the pair scorer '
+        "(config.rerank.scorer='pair') reads its feature maps at the trajectory's points"
+      )
+    if config.data.window_length < 2:
+      raise ValueError(
+        f'config.rerank.point_features={config.rerank.point_features!r}: continuing the '
+        f'ends needs config.data.window_length >= 2, got {config.data.window_length}'
+      )
   fraction = config.data.validation_fraction
   if config.eval.split not in SPLITS:
     raise ValueError(f'config.eval.split={config.eval.split!r}: must be one of {SPLITS}')

@@ -18,12 +18,59 @@ from trajcross_jax.data import render
 from trajcross_jax.models.inputs import image_to_float
 from trajcross_jax.models.shape import StridedConv
 
+# Points continuing each end of the trajectory that `point_features` reads the image at.
+EXTRA_POINTS = 3
+
 
 def box_windows(boxes: jnp.ndarray) -> jnp.ndarray:
   """(B, 4) boxes [x_left, y_top, x_right, y_bottom] -> (B, 3) windows [x_left, y_bottom, side]
   (render.py's square windows)."""
   boxes = boxes.astype(jnp.float32)
   return jnp.stack([boxes[:, 0], boxes[:, 3], boxes[:, 2] - boxes[:, 0]], axis=-1)
+
+
+def pixel_coords(points: jnp.ndarray, boxes: jnp.ndarray, size: int) -> jnp.ndarray:
+  """(B, P, 2) metres in (B, 4) boxes -> (B, P, 2) (column, row) in the pixels of a `size`-pixel
+  image of the box (render.py's convention: north up, pixel i spans [i, i + 1))."""
+  windows = box_windows(boxes)
+  scale = (size / windows[:, 2])[:, None]
+  column = (points[..., 0] - windows[:, None, 0]) * scale
+  row = (windows[:, None, 1] + windows[:, None, 2] - points[..., 1]) * scale
+  return jnp.stack([column, row], axis=-1)
+
+
+def extended_track(points: jnp.ndarray, extra: int) -> jnp.ndarray:
+  """(B, M, 2) -> (B, M + 2 extra, 2): the trajectory with `extra` points continuing each end,
+  a step apart, the step each end's mean over its last three (M >= 2): where a window's image
+  should show no more of its walker, and a neighbouring window's image does."""
+  m = points.shape[1]
+  span = min(3, m - 1)
+  first = (points[:, 0] - points[:, span]) / span
+  last = (points[:, -1] - points[:, -1 - span]) / span
+  k = jnp.arange(1, extra + 1, dtype=points.dtype)[:, None]
+  before = points[:, :1] + k[::-1] * first[:, None]  # Farthest first, so the order runs on.
+  after = points[:, -1:] + k * last[:, None]
+  return jnp.concatenate([before, points, after], axis=1)
+
+
+def sample_features(features: jnp.ndarray, coords: jnp.ndarray, stride: int) -> jnp.ndarray:
+  """Bilinear samples (B, P, C) of a (B, H, W, C) feature map at (B, P, 2) (column, row) pixel
+  coordinates of the full-resolution image, the map's cell (i, j) centred on pixel
+  ((i + 0.5) stride, (j + 0.5) stride); cells outside the map count as zeros."""
+  b, h, w, c = features.shape
+  x = coords[..., 0] / stride - 0.5
+  y = coords[..., 1] / stride - 0.5
+  x0, y0 = jnp.floor(x), jnp.floor(y)
+  flat = features.reshape(b, h * w, c)
+  out = jnp.zeros(coords.shape[:2] + (c,), features.dtype)
+  for dy in (0, 1):
+    for dx in (0, 1):
+      xi, yi = x0 + dx, y0 + dy
+      inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+      weight = (1 - jnp.abs(x - xi)) * (1 - jnp.abs(y - yi)) * inside
+      index = (jnp.clip(yi, 0, h - 1) * w + jnp.clip(xi, 0, w - 1)).astype(jnp.int32)
+      out = out + jnp.take_along_axis(flat, index[..., None], axis=1) * weight[..., None]
+  return out
 
 
 def pair_input(
@@ -66,6 +113,12 @@ class CrossEncoder(nn.Module):
       wide in two channels of their own, so that the model knows which end is which. The pairs
       it mistakes most are one pedestrian's windows a frame or two apart, whose paths coincide
       but for their ends. 0: not drawn.
+    point_features: > 0: the feature maps of the first two stride-2 convolutions are also read
+      at the trajectory's points and at EXTRA_POINTS continuing each end (bilinear), each point's
+      features mapped to this many by a shared Dense and the whole sequence, in order, joined
+      to the pooled features. Pooling forgets where along the path the drawings disagree; the
+      sequence keeps it, so that the ends (where neighbouring windows differ) can count for
+      more than the middle. 0: pooled features only.
   """
 
   stem: int = 0
@@ -73,17 +126,28 @@ class CrossEncoder(nn.Module):
   hidden: int = 64
   line_width: float = 2.0
   endpoint_width: float = 0.0
+  point_features: int = 0
 
   @nn.compact
   def __call__(self, trajectories, images, boxes) -> jnp.ndarray:
     """(B,) match scores (logits): higher means the trajectory is the image's."""
     x = pair_input(trajectories, images, boxes, self.line_width, self.endpoint_width)
+    size = x.shape[1]
     if self.stem:
       x = nn.relu(nn.Conv(self.stem, (3, 3), name='stem')(x))
+    sampled = []
+    if self.point_features:
+      points = extended_track(trajectories.astype(jnp.float32), EXTRA_POINTS)
+      coords = pixel_coords(points, boxes.astype(jnp.float32), size)
     for i, c in enumerate(self.channels):
       x = nn.relu(StridedConv(c, name=f'conv{i}')(x))
+      if self.point_features and i < 2:
+        sampled.append(sample_features(x, coords, size // x.shape[1]))
     # Mean and max: how much of the two drawings disagree, and where the worst of it is.
     x = jnp.concatenate([x.mean(axis=(1, 2)), x.max(axis=(1, 2))], axis=-1)
+    if self.point_features:
+      along = nn.relu(nn.Dense(self.point_features, name='points')(jnp.concatenate(sampled, -1)))
+      x = jnp.concatenate([x, along.reshape(along.shape[0], -1)], axis=-1)
     x = nn.relu(nn.Dense(self.hidden, name='hidden')(x))
     return nn.Dense(1, name='score')(x)[..., 0]
 

@@ -37,6 +37,7 @@ LATER_FIELDS = {
   'hypotheses': 2,
   'nll_weight': 0.0,
   'bi_weight': 0.0,
+  'point_features': 0,
 }
 
 
@@ -58,6 +59,7 @@ def build_model(rerank: ml_collections.ConfigDict) -> CrossEncoder | TrackMatche
     hidden=rerank['hidden'],
     line_width=rerank['line_width'],
     endpoint_width=rerank['endpoint_width'],
+    point_features=rerank['point_features'],
   )
 
 
