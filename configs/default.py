@@ -107,7 +107,9 @@ def get_config() -> ml_collections.ConfigDict:
   # re-order the bi-encoder's top `candidates` by it. Choices: benchmarks/results/tuning.md.
   config.rerank = rerank = ml_collections.ConfigDict()
   rerank.enabled = True  # False: the bi-encoder alone (the paper's system).
-  rerank.candidates = 20  # K: the bi-encoder's results it re-orders.
+  # K: the bi-encoder's results it re-orders. Set on a trained re-ranker (--mode=rerank), it only
+  # rewrites its record.
+  rerank.candidates = 20
   rerank.hard_pool = 20  # Training negatives come from the bi-encoder's top this many.
   rerank.group = 8  # A training group: the true pair and group - 1 hard negatives.
   rerank.batch_size = 64  # Groups per step.

@@ -328,7 +328,12 @@ def test_a_bi_weight_rewrites_the_record_and_orders_the_head_by_both(
   results = evaluate.evaluate(config, str(workdir))
   for direction in ('traj2img', 'img2traj'):
     assert results['reranked'][direction]['top@1'] == pytest.approx(results[direction]['top@1'])
-  config.rerank.bi_weight = 0.0
+  config.rerank.update(bi_weight=0.0, candidates=5)  # Fewer candidates: not trained again.
+  kept = rerank_train.train(config, str(workdir))
+  assert Reranker.load(workdir).candidates == 5
+  for got, want in zip(jax.tree.leaves(kept.params), jax.tree.leaves(before.params), strict=True):
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+  config.rerank.candidates = before.candidates
   rerank_train.train(config, str(workdir))
   assert Reranker.load(workdir).record == before.record
   # A record made before the later fields existed is the same re-ranker, not trained again.

@@ -32,12 +32,20 @@ from trajcross_jax.data import hard as hard_lib
 from trajcross_jax.rerank.reranker import Reranker, RerankerError, build_model, with_later_fields
 from trajcross_jax.retriever import Retriever
 
+# The rerank fields that only say how a trained re-ranker is used (how many of the bi-encoder's
+# results it re-orders, and in what order), not how it trains: a change to them alone rewrites
+# the record of the re-ranker there instead of training another.
+USE_FIELDS = ('candidates', 'bi_weight')
+
 
 def _trained_alike(a: dict[str, Any], b: dict[str, Any]) -> bool:
   """Whether two rerank configs (a record's, a run's) train the same re-ranker: equal but for
-  bi_weight, which only orders its results, a field a record predates counting as its value
-  then."""
-  return {**with_later_fields(a), 'bi_weight': 0.0} == {**with_later_fields(b), 'bi_weight': 0.0}
+  USE_FIELDS, a field a record predates counting as its value then."""
+
+  def training(rerank):
+    return {k: v for k, v in with_later_fields(rerank).items() if k not in USE_FIELDS}
+
+  return training(a) == training(b)
 
 
 def hard_candidates(queries: np.ndarray, gallery: np.ndarray, pool: int, chunk: int = 1024):
@@ -141,14 +149,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> Reranker:
     existing = None
   wanted = json.loads(rerank.to_json())
   if existing is not None and _trained_alike(existing.record['config'], wanted):
-    if existing.record['config'] != wanted:  # Only how the head is ordered changed.
+    if existing.record['config'] != wanted:  # Only how it is used changed.
       existing = Reranker.create(
         existing.model, existing.params, dict(existing.record, config=wanted)
       )
       if parallel.is_chief():
         existing.save(workdir)
       logging.info(
-        'The re-ranker in %s/rerank is kept; its bi_weight is now %s', workdir, rerank.bi_weight
+        'The re-ranker in %s/rerank is kept; it now re-orders %d candidates, bi_weight %s',
+        workdir,
+        rerank.candidates,
+        rerank.bi_weight,
       )
       return existing
     logging.info('The re-ranker in %s/rerank is up to date (kept)', workdir)
