@@ -58,9 +58,14 @@ ORACLES = ('noise_oracle', 'dots_oracle')
 # The hard model's overrides of configs/default.py, each chosen on the validation split
 # (benchmarks/results/tuning.md, "The hard protocol" and the sections after it): its re-ranker
 # trains on pairs drawn afresh each epoch, for 12 epochs, sees the trajectory's ends in
-# channels of their own, and orders its head with the bi-encoder's score too.
+# channels of their own, reads its feature maps along the trajectory (point_features), and
+# orders its head with the bi-encoder's score too.
 REDRAWN = ('--config.rerank.redraw_images=True', '--config.rerank.num_epochs=12')
-HARD_TRAINING = REDRAWN + ('--config.rerank.endpoint_width=3.0', '--config.rerank.bi_weight=16')
+HARD_TRAINING = REDRAWN + (
+  '--config.rerank.endpoint_width=3.0',
+  '--config.rerank.bi_weight=16',
+  '--config.rerank.point_features=32',
+)
 # The mixed model: its re-ranker as the hard model's was before the ends and the weight (it
 # was not trained again), with this share of both stages' training pairs drawn by the paper
 # protocol's rules (train.clean_fraction, rerank.clean_fraction), chosen on the validation
