@@ -41,8 +41,8 @@ def pixel_coords(points: jnp.ndarray, boxes: jnp.ndarray, size: int) -> jnp.ndar
 
 def extended_track(points: jnp.ndarray, extra: int) -> jnp.ndarray:
   """(B, M, 2) -> (B, M + 2 extra, 2): the trajectory with `extra` points continuing each end,
-  a step apart, the step each end's mean over its last three (M >= 2): where a window's image
-  should show no more of its walker, and a neighbouring window's image does."""
+  one step apart, each end's step the mean of its last three (fewer when M < 4; M >= 2): where
+  a window's image should show no more of its walker, and a neighbouring window's image does."""
   m = points.shape[1]
   span = min(3, m - 1)
   first = (points[:, 0] - points[:, span]) / span
@@ -55,8 +55,8 @@ def extended_track(points: jnp.ndarray, extra: int) -> jnp.ndarray:
 
 def sample_features(features: jnp.ndarray, coords: jnp.ndarray, stride: int) -> jnp.ndarray:
   """Bilinear samples (B, P, C) of a (B, H, W, C) feature map at (B, P, 2) (column, row) pixel
-  coordinates of the full-resolution image, the map's cell (i, j) centred on pixel
-  ((i + 0.5) stride, (j + 0.5) stride); cells outside the map count as zeros."""
+  coordinates of the full-resolution image, the map's cell at row i and column j centred on
+  column (j + 0.5) stride and row (i + 0.5) stride; cells outside the map count as zeros."""
   b, h, w, c = features.shape
   x = coords[..., 0] / stride - 0.5
   y = coords[..., 1] / stride - 0.5
