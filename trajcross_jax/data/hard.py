@@ -295,10 +295,8 @@ def crowd_paths(
 def render_dots(points, windows, radius, size: int, xp: ModuleType = np):
   """Each point as an anti-aliased dot: 255 * clip(r + 0.5 - d, 0, 1), d the distance in pixels
   to the nearest point, r (B,) the radius. (B, M, 2) metres, windows (B, 3) -> (B, S, S)."""
-  points, windows = xp.asarray(points), xp.asarray(windows)
-  x0, y0, s = windows[:, 0, None], windows[:, 1, None], windows[:, 2, None]
-  u = (points[..., 0] - x0) * (size / s)
-  v = (y0 + s - points[..., 1]) * (size / s)
+  points = xp.asarray(points)
+  u, v = render.to_pixels(points, windows, size, xp)
   centres = xp.arange(size, dtype=points.dtype) + 0.5
   du = centres[None, None, None, :] - u[:, :, None, None]
   dv = centres[None, None, :, None] - v[:, :, None, None]

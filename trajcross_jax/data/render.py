@@ -25,6 +25,17 @@ WIDTHS = (1, 2, 3)
 CHUNK_ELEMENTS = 2_500_000
 
 
+def to_pixels(points, windows, size: int, xp: ModuleType = np):
+  """(B, M, 2) metres in (B, 3) windows [x0, y0, s] -> (u, v), each (B, M): pixel units of a
+  `size`-pixel image of the window, u rightward from its left edge, v downward from its top
+  edge (pixel i spans [i, i + 1), so its centre is at i + 0.5)."""
+  points, windows = xp.asarray(points), xp.asarray(windows)
+  x0, y0, s = windows[:, 0, None], windows[:, 1, None], windows[:, 2, None]
+  u = (points[..., 0] - x0) * (size / s)
+  v = (y0 + s - points[..., 1]) * (size / s)
+  return u, v
+
+
 def render_polylines(points, windows, widths, size: int = 64, xp: ModuleType = np):
   """Draws each trajectory as an anti-aliased polyline.
 
@@ -41,12 +52,9 @@ def render_polylines(points, windows, widths, size: int = 64, xp: ModuleType = n
   Returns:
     (B, size, size) float intensities in [0, 255], not rounded (to_uint8 rounds).
   """
-  points, windows = xp.asarray(points), xp.asarray(windows)
+  points = xp.asarray(points)
   widths = xp.asarray(widths, dtype=points.dtype)
-  x0, y0, s = windows[:, 0, None], windows[:, 1, None], windows[:, 2, None]
-  # Pixel units: u rightward from the left edge, v downward from the top edge.
-  u = (points[..., 0] - x0) * (size / s)
-  v = (y0 + s - points[..., 1]) * (size / s)
+  u, v = to_pixels(points, windows, size, xp)
   if points.shape[1] == 1:  # One point: a zero-length segment draws the dot.
     u, v = xp.concatenate([u, u], axis=1), xp.concatenate([v, v], axis=1)
   # One segment a -> b at a time, (B, 1, 1) against pixel centres in rows (1, size, 1) and

@@ -31,12 +31,8 @@ def box_windows(boxes: jnp.ndarray) -> jnp.ndarray:
 
 def pixel_coords(points: jnp.ndarray, boxes: jnp.ndarray, size: int) -> jnp.ndarray:
   """(B, P, 2) metres in (B, 4) boxes -> (B, P, 2) (column, row) in the pixels of a `size`-pixel
-  image of the box (render.py's convention: north up, pixel i spans [i, i + 1))."""
-  windows = box_windows(boxes)
-  scale = (size / windows[:, 2])[:, None]
-  column = (points[..., 0] - windows[:, None, 0]) * scale
-  row = (windows[:, None, 1] + windows[:, None, 2] - points[..., 1]) * scale
-  return jnp.stack([column, row], axis=-1)
+  image of the box (render.to_pixels: north up, pixel i spans [i, i + 1))."""
+  return jnp.stack(render.to_pixels(points, box_windows(boxes), size, jnp), axis=-1)
 
 
 def extended_track(points: jnp.ndarray, extra: int) -> jnp.ndarray:
