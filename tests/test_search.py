@@ -193,6 +193,27 @@ def test_lossy_codes_re_scored_with_the_stored_vectors_reach_what_their_lists_al
   assert (np.diff(scores, axis=1) <= 0).all()
 
 
+@pytest.mark.parametrize('factory', ['IVF16,PQ4x4', 'PCA8,IVF16,PQ4x4'])
+def test_product_codes_skip_polysemous_training_and_search_the_same(factory):
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(2_000, 16)).astype(np.float32)
+  queries = rng.normal(size=(30, 16)).astype(np.float32)
+  built, info = index_lib.build_faiss(x, queries, factory, 0.5)
+  inner = built.index if isinstance(built, faiss.IndexPreTransform) else built
+  assert not faiss.downcast_index(inner).do_polysemous_training
+  # FAISS's default: the same training points (all 2,000, in order), the same seeded k-means,
+  # and the codes renumbered for Hamming distances, which leave the searched distances as they are.
+  default = faiss.index_factory(16, factory, faiss.METRIC_INNER_PRODUCT)
+  assert faiss.downcast_index(faiss.extract_index_ivf(default)).do_polysemous_training
+  default.train(x)
+  default.add(x)
+  faiss.ParameterSpace().set_index_parameter(default, 'nprobe', info['search_value'])
+  scores, ids = built.search(queries, 10)
+  default_scores, default_ids = default.search(queries, 10)
+  np.testing.assert_array_equal(ids, default_ids)
+  np.testing.assert_allclose(scores, default_scores, rtol=1e-6)
+
+
 @pytest.mark.parametrize('factory', ['Flat', 'HNSW8'])
 def test_a_flat_store_reserved_up_front_is_not_moved_by_adding(factory):
   x = np.random.default_rng(4).normal(size=(3_000, 16)).astype(np.float32)
