@@ -199,8 +199,7 @@ def test_product_codes_skip_polysemous_training_and_search_the_same(factory):
   x = rng.normal(size=(2_000, 16)).astype(np.float32)
   queries = rng.normal(size=(30, 16)).astype(np.float32)
   built, info = index_lib.build_faiss(x, queries, factory, 0.5)
-  inner = built.index if isinstance(built, faiss.IndexPreTransform) else built
-  assert not faiss.downcast_index(inner).do_polysemous_training
+  assert not faiss.downcast_index(faiss.extract_index_ivf(built)).do_polysemous_training
   # FAISS's default: the same training points (all 2,000, in order), the same seeded k-means,
   # and the codes renumbered for Hamming distances, which leave the searched distances as they are.
   default = faiss.index_factory(16, factory, faiss.METRIC_INNER_PRODUCT)

@@ -309,7 +309,8 @@ def skip_polysemous_training(index) -> None:
   and IVF-PQ indexes): it only renumbers each sub-quantiser's centroids so that Hamming
   distances between codes approximate theirs, for a Hamming pre-filter (`polysemous_ht`) that
   this package never sets. The distances searched are the same either way; the annealing took
-  most of an IVF256,PQ8 index's training time (26 of 30 s at 16k x 32, one thread)."""
+  most of an IVF256,PQ8 index's training time (35 s with it, 10 s without, on the same 16,384 x
+  32 points, two threads on shared cores)."""
   inner = faiss.downcast_index(index.index if isinstance(index, faiss.IndexPreTransform) else index)
   if hasattr(inner, 'do_polysemous_training'):
     inner.do_polysemous_training = False
